@@ -1,0 +1,1 @@
+# Makes the repository root importable for tests (local/ scripts, svslm) without installation.

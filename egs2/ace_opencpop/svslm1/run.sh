@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# ESPnet-style entry point for the ace_opencpop corpus: outputs go under this directory.
+set -euo pipefail
+cd "$(dirname "$0")"
+exec ../../../run.sh --corpus ace_opencpop "$@"

@@ -1,0 +1,14 @@
+# Environment for the recipe scripts: source it from run.sh or a shell.
+SVSLM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [ -f "${SVSLM_ROOT}/venv/bin/activate" ]; then
+    . "${SVSLM_ROOT}/venv/bin/activate"
+fi
+export PYTHONPATH="${SVSLM_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
+export PYTHONIOENCODING=UTF-8
+# Few threads per process: stages run --nj processes side by side, and oversubscribed BLAS
+# threads make CPU jobs slower, not faster.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+export MKL_NUM_THREADS="${MKL_NUM_THREADS:-2}"
+# Weights never come from a hub at run time: every model path is explicit.
+export HF_HUB_OFFLINE=1
+export TRANSFORMERS_OFFLINE=1

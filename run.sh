@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# svslm recipe driver: singing voice synthesis with a speech LM, flow matching and HiFi-GAN.
+#
+#   ./run.sh                                  # all six stages on the embedded mini corpus (CPU)
+#   ./run.sh --stage 3 --stop_stage 3         # one stage
+#   ./run.sh --corpus ace_opencpop --db_root /data/ace-opencpop --gpus 8
+#
+# Each stage calls one `python -m svslm.bin.<verb>` with explicit paths; its log is
+# exp/logs/stage<N>_<name>.log. Outputs land in data/, dump/ and exp/ under the current directory.
+set -euo pipefail
+
+log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
+
+SVSLM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "${SVSLM_ROOT}/path.sh"
+[ -f ./db.sh ] && . ./db.sh || . "${SVSLM_ROOT}/db.sh"
+
+# ---- options (each settable as --name value) ----
+stage=1                 # first stage to run
+stop_stage=6            # last stage to run
+corpus=mini             # mini | ace_opencpop | opencpop
+db_root=                # corpus on disk; default from db.sh
+nj=2                    # parallel jobs for data, tokenization, inference and scoring
+gpus=0                  # GPUs for LM training (0 = CPU, one process)
+skip_bad=false          # stage 1: skip (and list) bad utterances instead of failing
+fs=16000                # sample rate of the prepared audio (the codec's)
+pretrained_lm=          # ESPnet-SpeechLM checkpoint dir (config.yaml + model.pth); empty on mini = make a tiny one
+tokenize_config=        # stage 2 YAML
+lm_config=              # stage 3 YAML (model + training + deepspeed json)
+decode_config=          # stage 3 decoding YAML
+lm_decode_sets="train dev test"   # splits the LM decodes (the flow trains on the LM's train decodes)
+flow_configs=           # stage 4 YAMLs, space separated; one model each
+vocoder_config=         # stage 5 YAML
+infer_config=           # stage 6 inference YAML
+score_config=           # stage 6 scoring YAML
+tag=                    # name of this run under exp/ (default: the corpus)
+
+. "${SVSLM_ROOT}/utils/parse_options.sh"
+if [ $# -ne 0 ]; then
+    log "unknown positional arguments: $*"; exit 1
+fi
+
+# ---- per-corpus defaults: tiny CPU configs for mini, the paper's for the real corpora ----
+case "${corpus}" in
+    mini)
+        db_root=${db_root:-${MINI:-downloads/mini}}
+        size=tiny ;;
+    ace_opencpop)
+        db_root=${db_root:-${ACE_OPENCPOP:-}}
+        size=paper ;;
+    opencpop)
+        db_root=${db_root:-${OPENCPOP:-}}
+        size=paper ;;
+    *) log "unknown --corpus ${corpus} (mini | ace_opencpop | opencpop)"; exit 1 ;;
+esac
+if [ -z "${db_root}" ]; then
+    log "set --db_root or the ${corpus^^} variable in db.sh to the corpus directory"; exit 1
+fi
+conf="${SVSLM_ROOT}/conf"
+tokenize_config=${tokenize_config:-${conf}/tokenize/${size}.yaml}
+lm_config=${lm_config:-${conf}/lm/${size}.yaml}
+decode_config=${decode_config:-${conf}/decode/${size}.yaml}
+flow_configs=${flow_configs:-$(ls ${conf}/flow/${size}_*.yaml)}
+vocoder_config=${vocoder_config:-${conf}/vocoder/${size}.yaml}
+infer_config=${infer_config:-${conf}/infer/${size}.yaml}
+score_config=${score_config:-${conf}/score/${size}.yaml}
+tag=${tag:-${corpus}}
+
+data=data; dump=dump; exp=exp
+lm_exp=${exp}/lm/${tag}; voc_exp=${exp}/vocoder/${tag}; eval_exp=${exp}/eval/${tag}
+mkdir -p ${exp}/logs
+
+# run_step NAME CMD...: run CMD with its output in exp/logs/NAME.log; on failure show the log's tail.
+run_step() {
+    local name=$1; shift
+    local logfile=${exp}/logs/${name}.log
+    log "  $* > ${logfile}"
+    if ! "$@" > "${logfile}" 2>&1; then
+        log "FAILED: ${name}; last lines of ${logfile}:"
+        tail -n 30 "${logfile}" >&2
+        exit 1
+    fi
+}
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+    log "===== Stage 1: data preparation (${corpus}: ${db_root} -> ${data}/) ====="
+    run_step stage1_data "${SVSLM_ROOT}/local/${corpus}/data.sh" \
+        --db_root "${db_root}" --data_dir ${data} --fs ${fs} --nj ${nj} --skip_bad ${skip_bad}
+fi
+
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+    log "===== Stage 2: tokenization (svs_lb, codec_ssl, prompts) and vocabulary extension -> ${dump}/ ====="
+    run_step stage2_tokenize python -m svslm.bin.tokenize \
+        --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --nj ${nj}
+    if [ -z "${pretrained_lm}" ]; then
+        [ "${corpus}" = mini ] || { log "--pretrained_lm is required for ${corpus} (OpusLM_1.7B in ESPnet format)"; exit 1; }
+        pretrained_lm=${exp}/pretrained_lm/${tag}
+        run_step stage2_make_pretrained python -m svslm.bin.lm_make_pretrained \
+            --config "${lm_config}" --token_list ${dump}/token_list/codec_ssl.txt --out_dir ${pretrained_lm}
+    fi
+    run_step stage2_extend_vocab python -m svslm.bin.extend_vocab \
+        --pretrained_dir "${pretrained_lm}" --token_list ${dump}/token_list/svs_lb.txt --out_dir ${dump}/lm_init
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+    log "===== Stage 3: LM fine-tuning with DeepSpeed (${lm_config}) -> ${lm_exp}/ ====="
+    if [ "${gpus}" -gt 0 ]; then
+        launcher=(deepspeed --num_gpus "${gpus}")
+    else
+        launcher=(torchrun --standalone --nproc_per_node 1)   # DeepSpeed on CPU, one process
+    fi
+    run_step stage3_lm_train "${launcher[@]}" -m svslm.bin.lm_train \
+        --config "${lm_config}" --init_dir ${dump}/lm_init \
+        --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp}
+    for split in ${lm_decode_sets}; do
+        run_step stage3_lm_decode_${split} python -m svslm.bin.lm_decode \
+            --config "${decode_config}" --model_dir ${lm_exp}/best \
+            --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split}
+    done
+fi
+
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+    log "===== Stage 4: flow matching (${flow_configs//$'\n'/ }) -> ${exp}/flow/ ====="
+    for flow_config in ${flow_configs}; do
+        flow_tag=$(basename "${flow_config}" .yaml)
+        run_step stage4_flow_${flow_tag} python -m svslm.bin.flow_train \
+            --config "${flow_config}" --data_dir ${data} --dump_dir ${dump} \
+            --lm_decode_dir ${lm_exp}/decode --exp_dir ${exp}/flow/${tag}/${flow_tag}
+    done
+fi
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+    log "===== Stage 5: HiFi-GAN vocoder (${vocoder_config}) -> ${voc_exp}/ ====="
+    run_step stage5_vocoder python -m svslm.bin.vocoder_train \
+        --config "${vocoder_config}" --data_dir ${data} --exp_dir ${voc_exp}
+fi
+
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+    log "===== Stage 6: inference, scoring, RESULTS.md and report -> ${eval_exp}/ ====="
+    run_step stage6_infer python -m svslm.bin.infer \
+        --config "${infer_config}" --data_dir ${data}/test --dump_dir ${dump} \
+        --lm_dir ${lm_exp} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
+        --out_dir ${eval_exp} --nj ${nj}
+    run_step stage6_score python -m svslm.bin.score_eval \
+        --config "${score_config}" --data_dir ${data} --eval_dir ${eval_exp} --nj ${nj}
+    run_step stage6_report python -m svslm.bin.report --eval_dir ${eval_exp}
+    log "Results: ${eval_exp}/RESULTS.md; report: ${eval_exp}/report/index.html"
+    cat ${eval_exp}/RESULTS.md >&2
+fi
+
+log "Successfully finished stages ${stage}-${stop_stage}."
