@@ -16,11 +16,11 @@ def _phones(durations, midis=None):
 
 
 def test_cumulative_rounding_has_no_drift_where_per_phone_rounding_does():
-    # 100 phones of 0.03 s = 3.0 s = 150 frames; each rounds to 2 frames on its own (1.5 -> 2).
-    phones = _phones([0.03] * 100)
+    # 100 phones of 31 ms = 3.1 s = 155 frames; each rounds to 2 frames on its own (1.55 -> 2).
+    phones = _phones([0.031] * 100)
     frames, midi = phones_to_frames(phones)
-    assert len(frames) == 150 and len(midi) == 150
-    assert sum(per_phone_rounded_counts(phones)) == 200  # the fork's drift: 50 frames too many
+    assert len(frames) == 155 and len(midi) == 155
+    assert sum(per_phone_rounded_counts(phones)) == 200  # the fork's drift: 45 frames too many
 
 
 def test_pitch_and_phone_at_known_frames():
