@@ -1,1 +1,0 @@
-# Makes the repository root importable for tests (local/ scripts, svslm) without installation.
