@@ -1,0 +1,35 @@
+"""The stage 3 YAML (conf/lm/*.yaml): backbone geometry, loss weights and training settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from svslm.lm.model import LMConfig, LossConfig
+
+
+@dataclass
+class TrainConfig:
+    deepspeed_config: str = "../deepspeed/cpu.json"  # DeepSpeed JSON, relative to the YAML's directory
+    max_epochs: int = 10  # epochs over the training split
+    max_steps: int = 0  # stop after this many optimizer steps (0 = max_epochs decides)
+    batch_bins: int = 4000  # per micro-batch: utterances x longest delayed sequence (positions)
+    max_batch_size: int = 0  # utterances per micro-batch at most (0 = no limit)
+    grad_accum: int = 1  # micro-batches per optimizer step
+    valid_interval: int = 0  # optimizer steps between validations + checkpoints (0 = once per epoch)
+    log_interval: int = 10  # optimizer steps between training log lines
+    keep_best: int = 3  # best validation snapshots kept; averaged (or the best one) into best/
+    best_mode: Literal["average", "select"] = "average"  # how best/ is made from the kept snapshots
+    keep_checkpoints: int = 2  # complete DeepSpeed checkpoints kept for resuming
+    nan_policy: Literal["stop", "skip"] = "stop"  # non-finite loss: stop with a message, or skip the batch
+    activation_checkpointing: bool = False  # recompute layer activations in backward (saves memory)
+    attn_implementation: str = "sdpa"  # transformers attention kernel: sdpa | eager | flash_attention_2
+    seed: int = 0  # data order and RNG
+
+
+@dataclass
+class LMRecipeConfig:
+    model: LMConfig = field(default_factory=LMConfig)  # geometry of a model made by lm_make_pretrained
+    init_seed: int = 0  # seed of lm_make_pretrained's random initialisation
+    n_text_tokens: int = 32  # text_bpe tokens in a made-up pretrained vocabulary
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

@@ -1,0 +1,116 @@
+"""Delay interleave, sequence template, loss masking/weights of the multi-stream LM."""
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+
+from svslm.lm.delay import delay_interleave, inverse_delay_interleave
+from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump, tiny_lm_config
+from svslm.lm.checkpoint import load_checkpoint
+from svslm.lm.data import SVSDataset, load_split
+from svslm.lm.model import LossConfig
+from svslm.lm.sequence import build_example, collate
+
+
+def test_delay_shifts_stream_n_by_n_and_inverts_exactly():
+    x = torch.randint(1, 100, (2, 7, 9))
+    y = delay_interleave(x, pad=0)
+    assert y.shape == (2, 15, 9)
+    for n in range(9):
+        assert torch.equal(y[:, n : n + 7, n], x[:, :, n])
+        assert (y[:, :n, n] == 0).all() and (y[:, n + 7 :, n] == 0).all()
+    assert torch.equal(inverse_delay_interleave(y), x)
+    assert torch.equal(inverse_delay_interleave(delay_interleave(x[:, :0], 0)), x[:, :0])
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lm_model")
+    paths = make_tiny_dump(root, n_train=4, n_dev=2)
+    make_init_checkpoint(root / "init", tiny_lm_config(), 16, 8)
+    model = load_checkpoint(root / "init")
+    return model, SVSDataset(load_split(paths["train"]), model.vocab)
+
+
+def test_template_order_and_target_mask(tiny):
+    model, ds = tiny
+    v = model.vocab
+    utt = ds.split.utt_ids[0]
+    svs = ds.split.svs_lb[utt]
+    prompt, target = ds.split.prompt(utt), ds.split.target(utt)
+    seq, mask = build_example(v, svs, prompt, target, utt)
+    names = [v.token_list[i] for i in seq[:3, 0]]
+    assert names == ["<sos/eos>", "<svs_task>", "<svs_lb_start/end>"]
+    assert [v.token_list[i] for i in seq[3 : 3 + len(svs), 0]] == svs
+    assert (seq[: 3 + len(svs), 1:] == v.pad).all()  # text rows: other streams <pad>
+    p0 = 3 + len(svs)
+    assert v.token_list[seq[p0, 0]] == "<spk_start/end>"
+    assert v.token_list[seq[p0 + 1 + len(prompt), 0]] == "<codec_ssl_start/end>"
+    t0 = p0 + 2 + len(prompt)
+    assert v.token_list[seq[t0, 0]] == f"<ssl_code{target[0, 0]}>"
+    assert v.token_list[seq[t0, 3]] == f"<codec_layer2_code{target[0, 3]}>"
+    assert seq[-1, 0] == v.eos and len(seq) == t0 + len(target) + 1
+    assert not mask[:t0].any() and mask[t0:-1].all()
+    assert mask[-1, 0] and not mask[-1, 1:].any()
+
+
+def test_local_ids_out_of_range_name_the_utterance(tiny):
+    model, ds = tiny
+    bad = ds.split.target(ds.split.utt_ids[0]).copy()
+    bad[5, 2] = 8  # codebook size is 8
+    with pytest.raises(ValueError, match=r"uttX codec_ssl: stream 2 frame 5 has id 8"):
+        build_example(model.vocab, ds.split.svs_lb[ds.split.utt_ids[0]], None, bad, "uttX")
+
+
+def _batch(ds, n=2):
+    return collate([ds.example(u) for u in ds.split.utt_ids[:n]], ds.vocab.pad)
+
+
+def test_loss_ignores_everything_outside_the_target_region(tiny):
+    model, ds = tiny
+    batch = _batch(ds)
+    loss, _ = model(batch.inputs, batch.attention_mask, batch.targets, batch.loss_mask)
+    # Changing targets outside the loss mask (prefix, padding) must not change the loss.
+    targets = batch.targets.clone()
+    targets[~batch.loss_mask] = model.vocab.id("<unk>")
+    loss2, _ = model(batch.inputs, batch.attention_mask, targets, batch.loss_mask)
+    assert torch.allclose(loss, loss2)
+    # Padding the batch with a longer neighbour must not change an utterance's loss.
+    alone = collate([ds.example(ds.split.utt_ids[0])], ds.vocab.pad)
+    padded = collate([ds.example(u) for u in ds.split.utt_ids[:1] + [max(ds.lengths, key=ds.lengths.get)]], ds.vocab.pad)
+    l_alone, s_alone = model(alone.inputs, alone.attention_mask, alone.targets, alone.loss_mask)
+    keep = padded.loss_mask.clone()
+    keep[1] = False
+    l_pad, _ = model(padded.inputs, padded.attention_mask, padded.targets, keep)
+    assert padded.inputs.shape[1] > alone.inputs.shape[1]
+    assert torch.allclose(l_alone, l_pad, atol=1e-5)
+
+
+def test_loss_is_weighted_sum_of_stream_means(tiny):
+    model, ds = tiny
+    batch = _batch(ds)
+    loss, stats = model(batch.inputs, batch.attention_mask, batch.targets, batch.loss_mask)
+    expected = 0.5 * stats["ce_stream0"] + 0.0625 * sum(stats[f"ce_stream{n}"] for n in range(1, 9))
+    assert torch.allclose(loss, expected)
+    model.loss_conf = LossConfig(ssl_weight=1.0, codec_weight=0.0)
+    loss_ssl_only, _ = model(batch.inputs, batch.attention_mask, batch.targets, batch.loss_mask)
+    model.loss_conf = LossConfig()
+    assert torch.allclose(loss_ssl_only, stats["ce_stream0"])
+    # codec streams are scored within the codec range: CE < log(full vocabulary)
+    assert all(0 <= stats[f"acc_stream{n}"] <= 1 for n in range(9))
+    assert stats["ce_stream1"] < np.log(len(model.vocab))
+
+
+def test_codec_ce_uses_codec_rows_only(tiny):
+    model, ds = tiny
+    batch = _batch(ds, 1)
+    _, before = model(batch.inputs, batch.attention_mask, batch.targets, batch.loss_mask)
+    with torch.no_grad():  # a huge logit on a non-codec token must not touch codec-stream CE
+        model.corelm.lm_head.weight[model.vocab.id("<unk>")] += 100.0
+    _, after = model(batch.inputs, batch.attention_mask, batch.targets, batch.loss_mask)
+    with torch.no_grad():
+        model.corelm.lm_head.weight[model.vocab.id("<unk>")] -= 100.0
+    assert torch.allclose(before["ce_stream3"], after["ce_stream3"])
+    assert after["ce_stream0"] > before["ce_stream0"] + 1.0
