@@ -1,0 +1,119 @@
+"""DeepSpeed fine-tuning on CPU, in-process: loss falls, best/ is written, an interrupted run
+resumes at the right step with the same state, and a non-finite loss stops with a clear message."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from svslm.lm.checkpoint import load_checkpoint
+from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump, tiny_lm_config
+
+DEEPSPEED_JSON = Path(__file__).resolve().parents[1] / "conf" / "deepspeed" / "cpu.json"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Tiny data + init checkpoint, and a one-process torch.distributed environment."""
+    pytest.importorskip("deepspeed")
+    root = tmp_path_factory.mktemp("lm_train")
+    paths = make_tiny_dump(root, n_train=8, n_dev=4)
+    make_init_checkpoint(root / "init", tiny_lm_config(), 16, 8)
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    (root / "lm.yaml").write_text(
+        f"train:\n  deepspeed_config: {DEEPSPEED_JSON}\n  max_epochs: 3\n  batch_bins: 300\n"
+        f"  grad_accum: 2\n  valid_interval: 2\n  log_interval: 1\n  keep_best: 2\n  keep_checkpoints: 2\n"
+    )
+    yield root, paths
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _train(root, paths, exp, overrides=()):
+    from svslm.lm.train import train
+
+    return train(root / "lm.yaml", root / "init", paths["train"], paths["dev"], exp, list(overrides))
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_training_resume_and_best(setup, monkeypatch):
+    from svslm.lm import train as train_mod
+
+    root, paths = setup
+    # Reference: one uninterrupted run (4 batches/epoch, grad_accum 2 -> 6 optimizer steps).
+    best = _train(root, paths, root / "full")
+    ckpts = sorted(p.name for p in (root / "full" / "checkpoints").glob("step*"))
+    assert ckpts == ["step4", "step6"]  # keep_checkpoints: 2
+    history = torch.load(root / "full" / "checkpoints" / "step6" / "mp_rank_00_model_states.pt",
+                         weights_only=False)["train_state"]["history"]
+    assert [h["step"] for h in history] == [2, 4, 6]
+    assert history[-1]["loss"] < history[0]["loss"]  # validation loss falls
+    assert all(f"acc_stream{n}" in history[-1] for n in range(9))
+    model = load_checkpoint(best)  # best/ is a loadable ESPnet-format checkpoint
+    assert len(model.state_dict()) > 0
+    full_final = torch.load(root / "full" / "snapshots" / "step6.pth")
+
+    # Interrupted run: killed during step 5's forward, after the step-4 checkpoint was complete;
+    # a half-written step-6 directory (no marker) must not be taken.
+    calls = {"n": 0}
+    real_batch = train_mod.Trainer._batch
+
+    def killing_batch(self, dataset, utts):
+        if dataset is self.train_set:
+            calls["n"] += 1
+            if calls["n"] == 9:  # micro-batch 9 = the first of step 5
+                raise Interrupted()
+        return real_batch(self, dataset, utts)
+
+    monkeypatch.setattr(train_mod.Trainer, "_batch", killing_batch)
+    with pytest.raises(Interrupted):
+        _train(root, paths, root / "resumed")
+    monkeypatch.setattr(train_mod.Trainer, "_batch", real_batch)
+    ckpt = root / "resumed" / "checkpoints"
+    assert sorted(p.name for p in ckpt.glob("step*")) == ["step2", "step4"]
+    (ckpt / "step6").mkdir()
+    (ckpt / "step6" / "mp_rank_00_model_states.pt").write_bytes(b"half written")
+
+    resumed_steps = []
+    real_resume = train_mod.Trainer.resume
+
+    def recording_resume(self):
+        ok = real_resume(self)
+        resumed_steps.append((ok, self.state.step, self.state.epoch, self.state.batch_pos))
+        return ok
+
+    monkeypatch.setattr(train_mod.Trainer, "resume", recording_resume)
+    _train(root, paths, root / "resumed")
+    assert resumed_steps == [(True, 4, 1, 4)]  # step 4 closes the 2nd epoch (index 1) after its 4 batches
+    resumed_final = torch.load(root / "resumed" / "snapshots" / "step6.pth")
+    for k, v in full_final.items():
+        assert torch.allclose(v, resumed_final[k], atol=1e-6), k
+
+    # Re-running a finished stage only rewrites best/.
+    _train(root, paths, root / "resumed")
+    assert resumed_steps[-1][:2] == (True, 6)
+
+
+def test_non_finite_loss_stops_with_a_message(setup):
+    from svslm.lm.train import NonFiniteLossError
+
+    root, paths = setup
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 0, epoch 1, utterances \['spk"):
+        _train(root, paths, root / "nan", ["loss.ssl_weight=.nan"])
