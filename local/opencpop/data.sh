@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Stage 1 on the original Opencpop release (segments/transcriptions.txt, segments/wavs/,
+# segments/train.txt, segments/test.txt); dev = the last 50 utterances of sorted train.
+set -euo pipefail
+log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[0]##*/}:${BASH_LINENO[0]}) $*" >&2; }
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+db_root=                    # the Opencpop directory (holding segments/)
+data_dir=data               # output: <data_dir>/{train,dev,test}
+fs=16000                    # sample rate of the prepared audio
+nj=2                        # parallel processes
+skip_bad=false              # leave out (and list) bad utterances instead of failing
+prepare_config="${root}/conf/data/prepare.yaml"   # stage-1 tolerances and dev size
+
+. "${root}/utils/parse_options.sh"
+[ -n "${db_root}" ] || { log "--db_root is required"; exit 1; }
+
+log "data preparation: ${db_root} -> ${data_dir}/"
+python -m svslm.bin.prepare_data --format opencpop --db_root "${db_root}" --data_dir "${data_dir}" \
+    --fs "${fs}" --nj "${nj}" --skip_bad "${skip_bad}" --config "${prepare_config}"

@@ -1,0 +1,256 @@
+"""Stage 1: a corpus on disk -> validated `data/{train,dev,test}/` directories.
+
+1. The corpus's parser reads the annotation (no audio) into `Utterance`s.
+2. Splits: the corpus's train and test; dev is the corpus's validation split, or, when it has
+   none, the last `dev_size` utterances of sorted train (ESPnet's egs2 rule). A song in test
+   must not appear in train or dev.
+3. Each utterance's score is checked; its audio is read, checked, resampled to `fs` and cut
+   to the label's end, in `nj` processes. Every problem of every utterance is collected.
+4. Bad utterances fail the stage (listed in full) or, with `skip_bad`, are left out and listed
+   in `data/skipped.txt`. Each split directory is built under a temporary name and renamed.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import logging
+import multiprocessing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from svslm.data.ace_opencpop import iter_shard_audio, read_ace_opencpop
+from svslm.data.opencpop import read_opencpop
+from svslm.data.utterance import Utterance
+from svslm.data.validate import Tolerances, check_score, fit_to_audio, normalize_times
+from svslm.data.writer import write_split
+from svslm.utils.audio import resample, save_wav
+from svslm.utils.config import to_dict
+from svslm.utils.fileio import atomic_dir, atomic_write_json, atomic_write_text
+
+log = logging.getLogger("svslm")
+
+READERS: dict[str, Callable[[str | Path], list[Utterance]]] = {
+    "ace_opencpop": read_ace_opencpop,
+    "opencpop": read_opencpop,
+}
+SPLIT_NAMES = {"train": "train", "validation": "dev", "test": "test"}  # corpus split -> data/<split>
+OUTPUT_SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class PrepareConfig:
+    dev_size: int = 50  # dev = last N of sorted train, used only when the corpus has no validation split
+    contiguity_tolerance: float = 0.001  # s: largest gap or overlap between consecutive phones
+    note_phone_tolerance: float = 0.02  # s: largest distance between a note boundary and its phones'
+    label_audio_tolerance: float = 0.1  # s: largest label-end vs audio-length difference (beyond trailing rests)
+    allow_upsampling: bool = False  # accept audio recorded below --fs (its top band would stay empty)
+    allow_shared_songs: bool = False  # accept test songs that also occur in train/dev (leaks the test set)
+
+    def tolerances(self) -> Tolerances:
+        return Tolerances(self.contiguity_tolerance, self.note_phone_tolerance, self.label_audio_tolerance)
+
+
+class PrepareError(RuntimeError):
+    """The corpus has bad utterances (listed) or cannot be split without leaking test songs."""
+
+
+@dataclass
+class _Task:
+    utt: Utterance
+    score_ok: bool
+    audio_bytes: bytes | None
+    audio_path: str | None
+    wav_out: str  # where to write the prepared wav (inside the temporary split directory)
+
+
+@dataclass
+class _Result:
+    utt_id: str
+    utt: Utterance | None  # the fitted utterance, None when bad
+    n_samples: int
+    problems: list[str]
+
+
+def _read_audio(task: _Task) -> tuple[np.ndarray, int]:
+    """Samples [N, channels] and rate; raises ValueError with the reason."""
+    source = io.BytesIO(task.audio_bytes) if task.audio_bytes is not None else task.audio_path
+    if source is None:
+        raise ValueError("no audio (neither bytes nor path)")
+    try:
+        wav, sr = sf.read(source, dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises several error types for unreadable data
+        raise ValueError(f"unreadable audio ({err})") from err
+    return wav, sr
+
+
+def _process(task: _Task, fs: int, cfg: PrepareConfig) -> _Result:
+    """Check one utterance's audio against its label and write it at `fs` (worker process)."""
+    utt, problems = task.utt, []
+    try:
+        wav, sr = _read_audio(task)
+    except ValueError as err:
+        return _Result(utt.utt_id, None, 0, [str(err)])
+    if wav.shape[1] != 1:
+        problems.append(f"{wav.shape[1]} audio channels, expected mono")
+    if wav.shape[0] == 0:
+        problems.append("empty audio")
+    elif not np.all(np.isfinite(wav)):
+        problems.append("audio contains NaN or Inf samples")
+    if sr <= 0:
+        problems.append(f"invalid sample rate {sr} Hz")
+    elif sr < fs and not cfg.allow_upsampling:
+        problems.append(f"sample rate {sr} Hz is below the target {fs} Hz (allow_upsampling: false)")
+    if problems or not task.score_ok:
+        return _Result(utt.utt_id, None, 0, problems)
+    fitted, problem = fit_to_audio(utt, wav.shape[0] / sr, cfg.tolerances())
+    if problem:
+        return _Result(utt.utt_id, None, 0, [problem])
+    fitted = normalize_times(fitted)
+    audio = resample(wav[:, 0], sr, fs, where=task.audio_path or utt.audio.describe())
+    n = int(round(fitted.end * fs))
+    audio = np.pad(audio[:n], (0, max(0, n - audio.shape[0])))  # cut, or pad under a shortened rest
+    save_wav(task.wav_out, audio, fs)
+    return _Result(utt.utt_id, fitted, n, [])
+
+
+def _process_star(args: tuple[_Task, int, PrepareConfig]) -> _Result:
+    return _process(*args)
+
+
+def assign_splits(utts: list[Utterance], dev_size: int) -> dict[str, str]:
+    """utt id -> output split. Without a validation split, dev = last `dev_size` of sorted train."""
+    split_of = {u.utt_id: SPLIT_NAMES[u.corpus_split] for u in utts}
+    if not any(u.corpus_split == "validation" for u in utts):
+        train_ids = sorted(u.utt_id for u in utts if u.corpus_split == "train")
+        for utt_id in train_ids[len(train_ids) - dev_size:] if dev_size > 0 else []:
+            split_of[utt_id] = "dev"
+    return split_of
+
+
+def check_song_leak(utts: list[Utterance], split_of: dict[str, str]) -> list[str]:
+    """Songs that occur both in test and in train/dev."""
+    test_songs = {u.song for u in utts if split_of[u.utt_id] == "test"}
+    return sorted({u.song for u in utts if split_of[u.utt_id] != "test"} & test_songs)
+
+
+def _batched(items: Iterator, n: int) -> Iterator[list]:
+    while batch := list(itertools.islice(items, n)):
+        yield batch
+
+
+def _tasks(utts: list[Utterance], score_ok: dict[str, bool], wav_out: dict[str, str]) -> Iterator[_Task]:
+    """Tasks in the corpus's storage order; parquet audio is streamed a few rows at a time."""
+    by_ref = {(u.audio.shard, u.audio.row): u for u in utts if u.audio.shard is not None}
+    for shard in sorted({u.audio.shard for u in utts if u.audio.shard is not None}):
+        for row, data, path in iter_shard_audio(shard):
+            utt = by_ref.get((shard, row))
+            if utt is not None:
+                if data is None and path is not None and not Path(path).is_absolute():
+                    path = str(Path(shard).parent / path)
+                yield _Task(utt, score_ok[utt.utt_id], data, path, wav_out[utt.utt_id])
+    for u in utts:
+        if u.audio.path is not None:
+            yield _Task(u, score_ok[u.utt_id], None, u.audio.path, wav_out[u.utt_id])
+
+
+def _done_marker(data_dir: Path) -> Path:
+    return data_dir / "prepare.json"
+
+
+def prepare(
+    fmt: str, db_root: str | Path, data_dir: str | Path, fs: int, nj: int, skip_bad: bool, cfg: PrepareConfig
+) -> dict:
+    """Run stage 1; returns a summary (utterance counts). Raises PrepareError on bad input."""
+    data_dir = Path(data_dir)
+    options = {"format": fmt, "db_root": str(Path(db_root).resolve()), "fs": fs, "skip_bad": skip_bad,
+               "config": to_dict(cfg)}
+    marker = _done_marker(data_dir)
+    if marker.is_file() and all((data_dir / s / "score.json").is_file() for s in OUTPUT_SPLITS):
+        done = json.loads(marker.read_text(encoding="utf-8"))
+        if done.get("options") == options:
+            log.info("%s: already prepared with these options; nothing to do", data_dir)
+            return done
+    utts = READERS[fmt](db_root)
+    log.info("%s: %d utterances in the annotation", db_root, len(utts))
+    problems: dict[str, list[str]] = {}
+    where: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for u in utts:
+        where.setdefault(u.utt_id, u.where)
+        if u.utt_id in seen:
+            problems.setdefault(u.utt_id, []).append(f"utterance id repeated (also at {seen[u.utt_id]})")
+        seen[u.utt_id] = u.where
+    unique = {u.utt_id: u for u in utts}
+    split_of = assign_splits(list(unique.values()), cfg.dev_size)
+    leaked = check_song_leak(list(unique.values()), split_of)
+    if leaked and not cfg.allow_shared_songs:
+        raise PrepareError(
+            f"{db_root}: test songs also in train/dev: {', '.join(leaked)} (the test set would leak; "
+            "set allow_shared_songs: true to accept)"
+        )
+    tol = cfg.tolerances()
+    score_ok = {}
+    for utt_id, u in unique.items():
+        found = u.problems + (check_score(u, tol) if not u.problems else [])
+        if found:
+            problems.setdefault(utt_id, []).extend(found)
+        score_ok[utt_id] = utt_id not in problems
+
+    results: dict[str, _Result] = {}
+    with contextlib.ExitStack() as stack:
+        tmp_dirs = {s: stack.enter_context(atomic_dir(data_dir / s)) for s in OUTPUT_SPLITS}
+        for tmp in tmp_dirs.values():
+            (tmp / "wav").mkdir()
+        wav_out = {i: str(tmp_dirs[split_of[i]] / "wav" / f"{i}.wav") for i in unique}
+        tasks = _tasks(list(unique.values()), score_ok, wav_out)
+        pool = stack.enter_context(multiprocessing.get_context("fork").Pool(nj)) if nj > 1 else None
+        with tqdm(total=len(unique), desc="stage 1: audio", unit="utt", mininterval=5) as bar:
+            for batch in _batched(tasks, max(1, nj) * 8):
+                args = [(t, fs, cfg) for t in batch]
+                for res in pool.map(_process_star, args) if pool else map(_process_star, args):
+                    results[res.utt_id] = res
+                    if res.problems:
+                        problems.setdefault(res.utt_id, []).extend(res.problems)
+                bar.update(len(batch))
+        for utt_id in unique.keys() - results.keys():
+            problems.setdefault(utt_id, []).append("no audio found for this utterance")
+        if pool:
+            pool.close()
+
+        report = "".join(
+            f"{utt_id} {where[utt_id]}: {'; '.join(reasons)}\n" for utt_id, reasons in sorted(problems.items())
+        )
+        if problems and not skip_bad:
+            for line in report.splitlines():
+                log.error("bad utterance: %s", line)
+            raise PrepareError(
+                f"{len(problems)} of {len(utts)} utterances are bad (listed above); fix the corpus or "
+                "run with --skip_bad true to leave them out"
+            )
+        counts = {}
+        for split in OUTPUT_SPLITS:
+            good = [results[i].utt for i in unique if split_of[i] == split and i not in problems]
+            if not good:
+                raise PrepareError(f"{db_root}: no usable utterance left in split '{split}'")
+            wav_paths = {u.utt_id: str(data_dir / split / "wav" / f"{u.utt_id}.wav") for u in good}
+            write_split(tmp_dirs[split], good, wav_paths, {u.utt_id: results[u.utt_id].n_samples for u in good}, fs)
+            counts[split] = {"utts": len(good), "hours": round(sum(results[u.utt_id].n_samples for u in good) / fs / 3600, 4),
+                             "speakers": len({u.speaker for u in good})}
+    skipped = data_dir / "skipped.txt"
+    if problems:
+        atomic_write_text(skipped, report)
+        log.warning("skipped %d bad utterances, listed in %s", len(problems), skipped)
+    elif skipped.exists():
+        skipped.unlink()
+    summary = {"options": options, "splits": counts, "skipped": len(problems)}
+    atomic_write_json(marker, summary)
+    for split, c in counts.items():
+        log.info("%s/%s: %d utterances, %.3f h, %d singers", data_dir, split, c["utts"], c["hours"], c["speakers"])
+    return summary
