@@ -1,0 +1,67 @@
+"""Stage 3: decode codec_ssl tokens for a split with the fine-tuned LM (resumable by chunk).
+
+    python -m svslm.bin.lm_decode --config conf/decode/tiny.yaml --model_dir exp/lm/mini/best \
+        --data_json dump/test/data.json --out_dir exp/lm/mini/decode/test
+
+Writes out_dir/codec_ssl.scp + out_dir/data/chunk*.ark: int32 [T, 9] local ids per utterance
+(docs/formats.md), T = the score's frame count. Chunks whose .scp exists are skipped on a re-run.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import kaldiio
+import torch
+from tqdm import tqdm
+
+from svslm.lm.data import load_split
+from svslm.lm.inference import DecodeConfig, decode, load_lm
+from svslm.utils.config import load_config
+from svslm.utils.fileio import atomic_path, atomic_write_text, read_kaldi_map
+from svslm.utils.logging import setup_logging
+
+CHUNK_BATCHES = 4  # batches per resumable chunk
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="decoding YAML (conf/decode/*.yaml)")
+    parser.add_argument("--model_dir", required=True, help="checkpoint directory (config.yaml + model.pth)")
+    parser.add_argument("--data_json", required=True, help="dump/<split>/data.json")
+    parser.add_argument("--out_dir", required=True, help="output directory")
+    parser.add_argument("--device", default="cpu", help="torch device")
+    args = parser.parse_args(argv)
+    log = setup_logging()
+
+    conf = load_config(args.config, DecodeConfig)
+    model, vocab = load_lm(args.model_dir, args.device)
+    split = load_split(args.data_json, need_targets=False)
+    out_dir = Path(args.out_dir)
+    (out_dir / "data").mkdir(parents=True, exist_ok=True)
+    utts = sorted(split.utt_ids)
+    size = conf.batch_size * CHUNK_BATCHES
+    chunks = [utts[i : i + size] for i in range(0, len(utts), size)]
+    for c, chunk in enumerate(tqdm(chunks, desc="decode chunks")):
+        scp = out_dir / "data" / f"chunk{c}.scp"
+        if scp.is_file():
+            continue
+        # One seed per chunk: a resumed run gives the same tokens as an uninterrupted one.
+        tokens = decode(model, vocab, [split.svs_lb[u] for u in chunk], [split.prompt(u) for u in chunk],
+                        conf, seed=conf.seed + c)
+        ark = out_dir / "data" / f"chunk{c}.ark"
+        with atomic_path(scp) as tmp_scp:
+            with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}", write_function="numpy") as writer:
+                for utt, arr in zip(chunk, tokens):
+                    writer(utt, arr)
+    lines: dict[str, str] = {}
+    for c in range(len(chunks)):
+        lines.update(read_kaldi_map(out_dir / "data" / f"chunk{c}.scp"))
+    atomic_write_text(out_dir / "codec_ssl.scp", "".join(f"{u} {lines[u]}\n" for u in sorted(lines)))
+    log.info("wrote %s: %d utterances", out_dir / "codec_ssl.scp", len(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Decoding `codec_ssl` tokens from a score and a speaker prompt with the fine-tuned LM.
+
+Python interface used by stage 3 (`svslm.bin.lm_decode`), stage 6 and `svslm sing`:
+
+    model, vocab = load_lm("exp/lm/mini/best")
+    tokens = decode(model, vocab, svs_lb=[["svs_a", "svs_60", ...]], prompts=[prompt], conf=DecodeConfig(), seed=0)
+    # -> [int32 [T, 9]] local ids, T = the score's frame count
+
+The delayed sequence is decoded one position per step. Writing the undelayed frames into a buffer
+makes the bookkeeping exact: the row fed at delayed position p is buf[p - n, n] for stream n, which
+is precisely what the step before predicted (or the prompt's tail, where p - n is still in the
+prefix), the same rows training saw. Utterances of a batch are left-padded so that their prefixes
+end together; an utterance whose score is shorter than the batch's longest ignores its extra steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from svslm.lm.checkpoint import load_checkpoint
+from svslm.lm.model import SpeechLM
+from svslm.lm.sequence import build_prefix
+from svslm.lm.vocab import Vocabulary
+
+SVS_PLACEHOLDER = "<svs_placeholder>"  # the fork layout's separator between phones: not a frame
+
+
+@dataclass
+class DecodeConfig:
+    top_k: int = 30  # sample among the k most likely tokens of each stream (0 = all)
+    temperature: float = 0.8  # softmax temperature of every stream
+    greedy: bool = False  # take the most likely token instead of sampling
+    batch_size: int = 8  # utterances decoded together
+    use_cache: bool = True  # KV cache; false recomputes the whole prefix every step (for checking)
+    seed: int = 0  # sampling seed of the stage 3 decode
+
+
+def load_lm(model_dir: str | Path, device: str = "cpu") -> tuple[SpeechLM, Vocabulary]:
+    """A fine-tuned (or pretrained) ESPnet-SpeechLM checkpoint, ready to decode."""
+    model = load_checkpoint(model_dir).to(device).eval()
+    return model, model.vocab
+
+
+def svs_lb_frames(tokens: list[str], where: str = "svs_lb") -> int:
+    """Frames of a flat svs_lb sequence: one (phone, pitch) token pair per frame."""
+    n = sum(1 for t in tokens if t != SVS_PLACEHOLDER)
+    if n == 0 or n % 2:
+        raise ValueError(f"{where}: {n} svs_lb tokens (without placeholders) is not a whole number of (phone, pitch) frames")
+    return n // 2
+
+
+def _sample(logits: torch.Tensor, conf: DecodeConfig, gen: torch.Generator) -> torch.Tensor:
+    """logits [B, K] -> indices [B] by greedy or top-k/temperature sampling."""
+    if conf.greedy:
+        return logits.argmax(-1)
+    logits = logits / conf.temperature
+    if 0 < conf.top_k < logits.shape[-1]:
+        kth = logits.topk(conf.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(-1).to(logits.device)
+
+
+def _delayed_rows(buf: torch.Tensor, start: int, end: int, pad: int) -> torch.Tensor:
+    """Delayed positions [start, end) read from the undelayed buffer [B, F, nq] -> [B, end-start, nq]."""
+    B, _, nq = buf.shape
+    pos = torch.arange(start, end, device=buf.device)
+    rows = []
+    for n in range(nq):
+        idx = pos - n
+        col = buf[:, idx.clamp(min=0), n]
+        rows.append(torch.where(idx >= 0, col, torch.full_like(col, pad)))
+    return torch.stack(rows, dim=-1)
+
+
+@torch.no_grad()
+def _decode_batch(
+    model: SpeechLM, prefixes: list[np.ndarray], n_frames: list[int], conf: DecodeConfig, gen: torch.Generator
+) -> list[np.ndarray]:
+    vocab, nq = model.vocab, model.conf.nq
+    device = next(model.parameters()).device
+    B = len(prefixes)
+    L = max(len(p) for p in prefixes)  # the target starts at buffer frame L for everyone
+    T = max(n_frames)
+    left_pad = torch.tensor([L - len(p) for p in prefixes], device=device)
+    t_len = torch.tensor(n_frames, device=device)
+    # Undelayed frames: left pad, prefix, target, closing <sos/eos>, and room for the delay tail.
+    buf = torch.full((B, L + T + nq, nq), vocab.pad, dtype=torch.long, device=device)
+    for b, p in enumerate(prefixes):
+        buf[b, L - len(p) : L] = torch.from_numpy(p)
+    buf[torch.arange(B), L + t_len, 0] = vocab.eos
+    out = torch.zeros((B, T, nq), dtype=torch.long, device=device)  # local ids
+    total = L + T + nq - 1  # delayed positions up to the last frame's last stream
+    positions = torch.arange(total, device=device)
+    attention = (positions[None] >= left_pad[:, None]).long()  # [B, total]
+    position_ids = (positions[None] - left_pad[:, None]).clamp(min=0)
+    stream_rows = [torch.from_numpy(vocab.stream_ids(n)).to(device) for n in range(nq)]
+
+    cache = DynamicCache(config=model.corelm.decoders.model.config) if conf.use_cache else None
+    h, cache = model.hidden(_delayed_rows(buf, 0, L, vocab.pad), attention[:, :L], position_ids[:, :L], cache)
+    h = h[:, -1]
+    for p in range(L - 1, total - 1):  # h is the output at delayed position p; predict p + 1
+        for n in range(nq):
+            k = p + 1 - n - L  # target frame predicted for stream n
+            if k < 0 or k >= T:
+                continue
+            pick = _sample(model.stream_logits(h, n, stream_rows[n]), conf, gen)  # [B] local ids
+            active = k < t_len  # utterances whose score still has frame k
+            out[:, k, n] = torch.where(active, pick, out[:, k, n])
+            buf[:, L + k, n] = torch.where(active, stream_rows[n][pick], buf[:, L + k, n])
+        if p + 1 == total - 1:
+            break
+        if conf.use_cache:
+            row = _delayed_rows(buf, p + 1, p + 2, vocab.pad)
+            h, cache = model.hidden(row, attention[:, : p + 2], position_ids[:, p + 1 : p + 2], cache)
+        else:
+            h, _ = model.hidden(_delayed_rows(buf, 0, p + 2, vocab.pad), attention[:, : p + 2], position_ids[:, : p + 2])
+        h = h[:, -1]
+    return [out[b, : n_frames[b]].cpu().numpy().astype(np.int32) for b in range(B)]
+
+
+def decode(
+    model: SpeechLM,
+    vocab: Vocabulary,
+    svs_lb: list[list[str]],
+    prompts: list[np.ndarray | None],
+    conf: DecodeConfig,
+    seed: int,
+    n_frames: list[int] | None = None,
+) -> list[np.ndarray]:
+    """int32 [T, 9] local codec_ssl ids per utterance; T = `n_frames` or the svs_lb frame count.
+
+    Utterances are decoded in batches of `conf.batch_size` in length order (less padding);
+    results come back in input order. The same seed and batch composition give the same output.
+    """
+    if len(svs_lb) != len(prompts):
+        raise ValueError(f"{len(svs_lb)} svs_lb sequences but {len(prompts)} prompts")
+    frames = n_frames or [svs_lb_frames(s, f"utterance {i}") for i, s in enumerate(svs_lb)]
+    prefixes = [build_prefix(vocab, s, p, f"utterance {i}") for i, (s, p) in enumerate(zip(svs_lb, prompts))]
+    order = sorted(range(len(prefixes)), key=lambda i: (len(prefixes[i]) + frames[i], i))
+    gen = torch.Generator().manual_seed(seed)
+    results: list[np.ndarray | None] = [None] * len(prefixes)
+    for start in range(0, len(order), conf.batch_size):
+        idx = order[start : start + conf.batch_size]
+        decoded = _decode_batch(model, [prefixes[i] for i in idx], [frames[i] for i in idx], conf, gen)
+        for i, tokens in zip(idx, decoded):
+            results[i] = tokens
+    return results  # type: ignore[return-value]
