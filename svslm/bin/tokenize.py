@@ -1,0 +1,39 @@
+"""Stage 2: scores and audio -> svs_lb and codec_ssl tokens, speaker prompts, token lists, data.json.
+
+    python -m svslm.bin.tokenize --config conf/tokenize/tiny.yaml --data_dir data --dump_dir dump --nj 2
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from svslm.tokenize.pipeline import BadUtterancesError, TokenizeConfig, run_tokenize
+from svslm.utils.config import ConfigError, load_config
+from svslm.utils.logging import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="tokenization YAML (conf/tokenize/*.yaml)")
+    parser.add_argument("--data_dir", required=True, help="stage 1 output: <data_dir>/<split>/")
+    parser.add_argument("--dump_dir", required=True, help="where dump/ goes")
+    parser.add_argument("--nj", type=int, default=1, help="parallel worker processes")
+    parser.add_argument("--skip_bad", choices=["true", "false"], default=None,
+                        help="override the config's skip_bad: continue without bad utterances")
+    parser.add_argument("--override", action="append", default=[], help="config override key.path=value")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    log = setup_logging(args.verbose)
+    overrides = list(args.override) + ([f"skip_bad={args.skip_bad}"] if args.skip_bad else [])
+    try:
+        cfg = load_config(args.config, TokenizeConfig, overrides)
+        counts = run_tokenize(cfg, args.data_dir, args.dump_dir, nj=args.nj)
+    except (ConfigError, BadUtterancesError, FileNotFoundError, ImportError, ValueError) as err:
+        log.error("%s", err)
+        return 1
+    log.info("stage 2 done: %s", ", ".join(f"{s} {n} utterances" for s, n in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,474 @@
+"""Stage 2: data/<split>/ -> dump/ (svs_lb, codec_ssl, speaker prompts, token lists, data.json).
+
+Steps, each skipped on a re-run when its output is complete and up to date:
+1. Tokenizers: the codec and the SSL k-means are fitted once on the training split (or, for
+   the espnet/pretrained back ends, configured) and saved under dump/tokenizers/{codec,ssl}/.
+2. Token lists: dump/token_list/svs_lb.txt and codec_ssl.txt.
+3. Shards: each split's utterances, sorted, in shards of `shard_size`; a worker pool (--nj)
+   tokenizes shards into dump/<split>/data/codec_ssl.<k>.{ark,scp} plus the shard's svs_lb
+   lines, frame counts and bad utterances. A shard whose scp exists is finished.
+4. Per split: merged codec_ssl.scp, svs_lb, utt2num_frames, speaker prompts (prompt.scp,
+   utt2prompt) and data.json.
+Bad utterances (unreadable audio, a score that does not fit the audio, a missing score or
+singer) are collected from every split and reported together, each with its reason; the good
+ones are kept. With `skip_bad` the stage finishes without them (listed in dump/<split>/bad_utts).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import kaldiio
+import numpy as np
+from tqdm import tqdm
+
+from svslm.tokenize.codec import CodecConfig, CodecTokenizer, EspnetCodec, MiniCodec, load_codec, log_mel_frames
+from svslm.tokenize.prompts import choose_prompts, fit_length
+from svslm.tokenize.ssl import FEATURES, SSLConfig, SSLTokenizer, load_ssl_tokenizer
+from svslm.tokenize.svs_lb import build_token_list, score_to_tokens
+from svslm.utils.audio import load_wav
+from svslm.utils.config import save_config, to_dict
+from svslm.utils.fileio import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_kaldi_map, write_kaldi_map
+from svslm.utils.mel import MelConfig
+
+log = logging.getLogger("svslm")
+
+SAMPLE_RATE = 16000
+TASK = "svs"
+
+
+@dataclass
+class SvsLbConfig:
+    layout: Literal["frame", "fork"] = "frame"  # frame: drift-free, 2 tokens per frame; fork: the paper's fork (placeholders, per-phone rounding)
+    max_mismatch: int = 2  # frames a score may differ from its audio before the utterance is bad
+
+
+@dataclass
+class TokenizeConfig:
+    splits: list[str] = field(default_factory=lambda: ["train", "dev", "test"])  # data/<split> directories to tokenize
+    fit_split: str = "train"  # the split the codec and SSL k-means are fitted on
+    svs_lb: SvsLbConfig = field(default_factory=SvsLbConfig)  # score tokens
+    codec: CodecConfig = field(default_factory=CodecConfig)  # codec tokenizer
+    ssl: SSLConfig = field(default_factory=SSLConfig)  # SSL tokenizer
+    prompt_frames: int = 500  # speaker prompt length in frames (500 in the paper)
+    prompt_seed: int = 0  # seed of the prompt choice
+    shard_size: int = 100  # utterances per shard (the unit of parallel work and of resuming)
+    skip_bad: bool = False  # false: fail listing every bad utterance; true: continue without them
+
+
+class BadUtterancesError(RuntimeError):
+    """Some utterances could not be tokenized; the message lists each with its reason."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading data/<split>/
+
+
+@dataclass
+class SplitData:
+    name: str
+    wavs: dict[str, str]  # utt -> wav path, only utterances with everything needed
+    utt2spk: dict[str, str]
+    phones: dict[str, list[dict]]  # utt -> score.json phones
+    bad: dict[str, str]  # utt -> why it cannot be tokenized
+
+
+def read_split(split_dir: Path) -> SplitData:
+    for name in ("wav.scp", "utt2spk", "score.json"):
+        if not (split_dir / name).is_file():
+            raise FileNotFoundError(f"{split_dir}/{name} is missing (stage 1 writes it)")
+    wavs = read_kaldi_map(split_dir / "wav.scp")
+    utt2spk = read_kaldi_map(split_dir / "utt2spk")
+    with open(split_dir / "score.json", encoding="utf-8") as f:
+        score = json.load(f)
+    if not isinstance(score, dict) or not isinstance(score.get("utts"), dict):
+        raise ValueError(f"{split_dir}/score.json: expected {{'version': 1, 'utts': {{...}}}}")
+    phones, bad = {}, {}
+    for utt in sorted(wavs):
+        entry = score["utts"].get(utt)
+        if entry is None or not entry.get("phones"):
+            bad[utt] = f"{split_dir}/score.json has no phones for it"
+        elif utt not in utt2spk:
+            bad[utt] = f"{split_dir}/utt2spk has no singer for it"
+        else:
+            phones[utt] = entry["phones"]
+    for utt in sorted(set(score["utts"]) - set(wavs)):
+        bad[utt] = f"in {split_dir}/score.json but not in wav.scp"
+    good = {u: wavs[u] for u in phones}
+    return SplitData(split_dir.name, good, {u: utt2spk[u] for u in good}, phones, bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: tokenizers
+
+
+def _fit_features(args: tuple[str, bool, bool]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Worker: (wav path, want log-mel, want SSL features) -> arrays, or Nones if unreadable."""
+    path, want_mel, want_ssl = args
+    try:
+        wav = load_wav(path, sample_rate=SAMPLE_RATE)
+    except Exception as err:  # reported by utterance in the tokenization step
+        log.warning("not used for fitting: %s", err)
+        return None, None
+    mel = log_mel_frames(wav, MelConfig()) if want_mel else None
+    ssl = _WORKER["ssl_features"](wav) if want_ssl else None
+    return mel, ssl
+
+
+def _same_config(directory: Path, config) -> bool:
+    """A tokenizer directory is reusable when it is complete and was made with `config`."""
+    import yaml
+
+    path = directory / "config.yaml"
+    if not path.is_file():
+        return False
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) == to_dict(config)
+
+
+def prepare_tokenizers(cfg: TokenizeConfig, fit_data: SplitData, tokenizer_dir: Path, nj: int) -> None:
+    codec_dir, ssl_dir = tokenizer_dir / "codec", tokenizer_dir / "ssl"
+    fit_codec = cfg.codec.backend == "mini" and not _same_config(codec_dir, cfg.codec)
+    fit_ssl = not cfg.ssl.kmeans_path and not _same_config(ssl_dir, cfg.ssl)
+    if cfg.codec.backend != "mini" and not _same_config(codec_dir, cfg.codec):
+        EspnetCodec(cfg.codec)  # fails here, once, with a clear message when the extra or files are missing
+        with atomic_dir(codec_dir) as tmp:
+            save_config(cfg.codec, tmp / "config.yaml")
+    if cfg.ssl.kmeans_path and not _same_config(ssl_dir, cfg.ssl):
+        with atomic_dir(ssl_dir) as tmp:
+            SSLTokenizer.from_pretrained_kmeans(cfg.ssl).save(tmp)
+    if not (fit_codec or fit_ssl):
+        log.info("tokenizers in %s are up to date", tokenizer_dir)
+        return
+
+    what = " and ".join(n for n, f in (("codec", fit_codec), ("SSL k-means", fit_ssl)) if f)
+    utts = sorted(fit_data.wavs)
+    if not utts:
+        raise ValueError(f"no usable utterance in the '{fit_data.name}' split to fit the {what} on")
+    # Read utterances in a seeded random order until both samples can be full, so a large corpus
+    # is not read entirely just to fit k-means.
+    order = np.random.default_rng(cfg.codec.seed).permutation(len(utts))
+    budget = max(cfg.codec.max_fit_frames if fit_codec else 0, cfg.ssl.max_fit_frames if fit_ssl else 0)
+    jobs = [(fit_data.wavs[utts[i]], fit_codec, fit_ssl) for i in order]
+    mels, feats, n_frames = [], [], 0
+    log.info("fitting the %s on the '%s' split (%d utterances available)", what, fit_data.name, len(utts))
+    with _pool(nj, cfg, fit=(fit_codec, fit_ssl)) as pool:
+        results = pool.imap(_fit_features, jobs) if pool else map(_fit_features, jobs)
+        for mel, feat in tqdm(results, total=len(jobs), desc="features for fitting", mininterval=2):
+            if mel is not None:
+                mels.append(mel)
+            if feat is not None:
+                feats.append(feat)
+            n_frames += len(mel) if mel is not None else len(feat) if feat is not None else 0
+            if budget and n_frames >= 2 * budget:
+                break
+    if fit_codec:
+        start = time.time()
+        codec = MiniCodec.fit(mels, cfg.codec)
+        with atomic_dir(codec_dir) as tmp:
+            codec.save(tmp)
+        log.info("mini codec fitted: 8 x %d codes on %d frames in %.1f s", cfg.codec.codebook_size,
+                 sum(map(len, mels)), time.time() - start)
+    if fit_ssl:
+        start = time.time()
+        ssl = SSLTokenizer.fit(feats, cfg.ssl)
+        with atomic_dir(ssl_dir) as tmp:
+            ssl.save(tmp)
+        log.info("SSL k-means fitted: %d clusters on %d frames in %.1f s", cfg.ssl.n_clusters,
+                 sum(map(len, feats)), time.time() - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker pool: each process holds its own tokenizers (loaded once by the initializer)
+
+_WORKER: dict = {}
+
+
+def _init_worker(ssl_config: SSLConfig | None, tokenizer_dir: str | None) -> None:
+    """Fitting workers get the SSL feature extractor (when the SSL k-means is being fitted);
+    tokenizing workers load the saved tokenizers."""
+    import torch
+
+    torch.set_num_threads(1)  # parallelism comes from --nj processes
+    if ssl_config is not None:
+        _WORKER["ssl_features"] = FEATURES[ssl_config.backend](ssl_config)
+    if tokenizer_dir is not None:
+        _WORKER["codec"] = load_codec(Path(tokenizer_dir) / "codec")
+        _WORKER["ssl"] = load_ssl_tokenizer(Path(tokenizer_dir) / "ssl")
+
+
+class _pool:
+    """A multiprocessing pool of `nj` workers, or None (work in this process) when nj <= 1."""
+
+    def __init__(self, nj: int, cfg: TokenizeConfig, tokenizer_dir: Path | None = None,
+                 fit: tuple[bool, bool] = (False, False)):
+        self.nj = nj
+        self.args = (cfg.ssl if fit[1] else None, str(tokenizer_dir) if tokenizer_dir else None)
+        self.pool = None
+
+    def __enter__(self):
+        if self.nj > 1:
+            self.pool = multiprocessing.get_context("fork").Pool(self.nj, _init_worker, self.args)
+        else:
+            _init_worker(*self.args)
+        return self.pool
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3: shards
+
+
+@dataclass
+class ShardJob:
+    split_dir: str  # dump/<split>
+    index: int
+    utts: list[str]
+    wavs: dict[str, str]
+    phones: dict[str, list[dict]]
+    layout: str
+    max_mismatch: int
+
+
+def _shard_paths(split_dir: Path, index: int) -> dict[str, Path]:
+    data = split_dir / "data"
+    return {
+        "ark": data / f"codec_ssl.{index}.ark",
+        "scp": data / f"codec_ssl.{index}.scp",
+        "svs_lb": data / f"svs_lb.{index}",
+        "num_frames": data / f"num_frames.{index}",
+        "bad": data / f"bad.{index}",
+    }
+
+
+def _shard_done(split_dir: Path, index: int, utts: list[str]) -> bool:
+    paths = _shard_paths(split_dir, index)
+    if not all(p.is_file() for p in paths.values()):
+        return False
+    done = set(read_kaldi_map(paths["scp"])) | set(read_kaldi_map(paths["bad"]))
+    return done == set(utts)
+
+
+def tokenize_utterance(codec: CodecTokenizer, ssl: SSLTokenizer, wav: np.ndarray, phones: list[dict],
+                       layout: str, max_mismatch: int, where: str) -> tuple[np.ndarray, list[str]]:
+    """One utterance -> (codec_ssl int32 [T, 9], svs_lb tokens). Raises on bad audio or score."""
+    codes = codec.encode(wav)  # [Tc, 8]
+    ssl_ids = ssl.encode(wav)  # [Ts]
+    if abs(len(codes) - len(ssl_ids)) > 2:
+        raise ValueError(f"{where}: codec gives {len(codes)} frames but SSL {len(ssl_ids)}")
+    n_frames = min(len(codes), len(ssl_ids))
+    if n_frames == 0:
+        raise ValueError(f"{where}: audio shorter than one frame")
+    tokens = score_to_tokens(phones, n_frames, layout=layout, max_mismatch=max_mismatch, where=where)
+    codec_ssl = np.concatenate([ssl_ids[:n_frames, None], codes[:n_frames]], axis=1).astype(np.int32)
+    return codec_ssl, tokens
+
+
+def _tokenize_shard(job: ShardJob) -> tuple[str, int, int]:
+    """Worker: tokenize one shard and write its files (the scp last: it marks the shard done)."""
+    codec, ssl = _WORKER["codec"], _WORKER["ssl"]
+    arrays, svs_lb, num_frames, bad = {}, {}, {}, {}
+    for utt in job.utts:
+        try:
+            wav = load_wav(job.wavs[utt], sample_rate=SAMPLE_RATE)
+            codec_ssl, tokens = tokenize_utterance(
+                codec, ssl, wav, job.phones[utt], job.layout, job.max_mismatch, where=utt
+            )
+        except Exception as err:  # every failure is reported by utterance, never dropped silently
+            bad[utt] = f"{type(err).__name__}: {err}"
+            continue
+        arrays[utt], svs_lb[utt], num_frames[utt] = codec_ssl, " ".join(tokens), str(len(codec_ssl))
+    paths = _shard_paths(Path(job.split_dir), job.index)
+    write_kaldi_map(paths["svs_lb"], svs_lb)
+    write_kaldi_map(paths["num_frames"], num_frames)
+    write_kaldi_map(paths["bad"], {u: r.replace("\n", " ") for u, r in bad.items()})
+    write_ark_scp(paths["ark"], paths["scp"], arrays)
+    return job.split_dir, len(arrays), len(bad)
+
+
+def write_ark_scp(ark: Path, scp: Path, arrays: dict[str, np.ndarray]) -> None:
+    """kaldiio ark + scp, both renamed into place, the scp last (so an scp means a complete ark)."""
+    ark.parent.mkdir(parents=True, exist_ok=True)
+    tmp_ark = ark.with_name(f".{ark.name}.{os.getpid()}.tmp")
+    try:
+        with atomic_path(scp) as tmp_scp:
+            kaldiio.save_ark(str(tmp_ark), {k: arrays[k] for k in sorted(arrays)}, scp=str(tmp_scp),
+                             write_function="numpy")
+            # kaldiio wrote the temporary ark's name into the scp: point it at the final name
+            lines = tmp_scp.read_text(encoding="utf-8").splitlines()
+            tmp_scp.write_text(
+                "".join(f"{line.split(maxsplit=1)[0]} {ark}:{line.rsplit(':', 1)[1]}\n" for line in lines),
+                encoding="utf-8",
+            )
+            os.replace(tmp_ark, ark)
+    finally:
+        tmp_ark.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 4: per-split outputs
+
+
+def _merge_shards(split_dir: Path, n_shards: int) -> tuple[dict, dict, dict, dict]:
+    scp, svs_lb, num_frames, bad = {}, {}, {}, {}
+    for k in range(n_shards):
+        paths = _shard_paths(split_dir, k)
+        scp.update(read_kaldi_map(paths["scp"]))
+        svs_lb.update(read_kaldi_map(paths["svs_lb"]))
+        num_frames.update({u: int(n) for u, n in read_kaldi_map(paths["num_frames"]).items()})
+        bad.update(read_kaldi_map(paths["bad"]))
+    return scp, svs_lb, num_frames, bad
+
+
+def write_prompts(split_dir: Path, scp: dict[str, str], utt2spk: dict[str, str], length: int, seed: int) -> dict[str, str]:
+    """prompt.scp (+ data/prompt.ark) and utt2prompt; skipped when up to date."""
+    utt2prompt = choose_prompts({u: utt2spk[u] for u in scp}, seed)
+    fingerprint = hashlib.sha256(json.dumps([length, sorted(utt2prompt.items()), sorted(scp.items())]).encode()).hexdigest()
+    marker = split_dir / "data" / "prompt.fingerprint"
+    if (split_dir / "prompt.scp").is_file() and marker.is_file() and marker.read_text().strip() == fingerprint:
+        return utt2prompt
+    source = {}  # prompt utterance -> its frames (several utterances may share one)
+    prompts = {}
+    for utt, prompt_utt in utt2prompt.items():
+        if prompt_utt not in source:
+            source[prompt_utt] = kaldiio.load_mat(scp[prompt_utt])
+        prompts[utt] = fit_length(source[prompt_utt], length)
+    write_ark_scp(split_dir / "data" / "prompt.ark", split_dir / "prompt.scp", prompts)
+    write_kaldi_map(split_dir / "utt2prompt", utt2prompt)
+    atomic_write_text(marker, fingerprint + "\n")
+    return utt2prompt
+
+
+def _stats(values: list[int]) -> dict:
+    if not values:
+        return {"min": 0, "max": 0, "mean": 0.0, "total": 0}
+    return {"min": int(min(values)), "max": int(max(values)), "mean": float(np.mean(values)), "total": int(sum(values))}
+
+
+def write_data_json(split_dir: Path, token_list_dir: Path, examples: list[str], num_frames: dict[str, int],
+                    svs_lb: dict[str, str], prompt_frames: int, layout: str) -> None:
+    """ESPnet-SpeechLM's multi-task data.json: conditions then targets as `path,modality,type`."""
+    atomic_write_json(split_dir / "data.json", {
+        "task": TASK,
+        "vocabularies": [str(token_list_dir / "svs_lb.txt"), str(token_list_dir / "codec_ssl.txt")],
+        "data_files": [
+            f"{split_dir / 'svs_lb'},svs_lb,text",
+            f"{split_dir / 'prompt.scp'},spk,kaldi_ark",
+            f"{split_dir / 'codec_ssl.scp'},codec_ssl,kaldi_ark",
+        ],
+        "speaker_prompt_length": prompt_frames,
+        "svs_lb_layout": layout,
+        "num_examples": len(examples),
+        "examples": examples,
+        # Length statistics for batching: per utterance in utt2num_frames, summaries here.
+        "length_file": str(split_dir / "utt2num_frames"),
+        "length_stats": {
+            "codec_ssl_frames": _stats([num_frames[u] for u in examples]),
+            "svs_lb_tokens": _stats([len(svs_lb[u].split()) for u in examples]),
+        },
+    }, indent=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+
+
+def _fingerprint(cfg: TokenizeConfig, tokenizer_dir: Path) -> str:
+    """What a shard's content depends on: the tokenizers' files and the svs_lb settings."""
+    h = hashlib.sha256(json.dumps(to_dict(cfg.svs_lb), sort_keys=True).encode())
+    for path in sorted(p for p in tokenizer_dir.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(tokenizer_dir)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def write_token_lists(token_list_dir: Path, splits: list[SplitData], cfg: TokenizeConfig, ssl_vocab: int,
+                      codebook_size: int) -> None:
+    inventory = {p["phn"] for s in splits for phones in s.phones.values() for p in phones}
+    svs = build_token_list(inventory, cfg.svs_lb.layout)
+    atomic_write_text(token_list_dir / "svs_lb.txt", "".join(t + "\n" for t in svs))
+    codec_ssl = [f"<ssl_code{k}>" for k in range(ssl_vocab)] + [
+        f"<codec_layer{i}_code{j}>" for i in range(8) for j in range(codebook_size)
+    ]
+    atomic_write_text(token_list_dir / "codec_ssl.txt", "".join(t + "\n" for t in codec_ssl))
+
+
+def run_tokenize(cfg: TokenizeConfig, data_dir: str | Path, dump_dir: str | Path, nj: int = 1) -> dict[str, int]:
+    """Run stage 2; returns the number of good utterances per split. Raises BadUtterancesError
+    (after writing everything the good utterances allow) when some are bad and not `skip_bad`."""
+    data_dir, dump_dir = Path(data_dir), Path(dump_dir)
+    if cfg.fit_split not in cfg.splits:
+        raise ValueError(f"fit_split '{cfg.fit_split}' is not one of splits {cfg.splits}")
+    splits = [read_split(data_dir / s) for s in cfg.splits]
+    tokenizer_dir = dump_dir / "tokenizers"
+    prepare_tokenizers(cfg, splits[cfg.splits.index(cfg.fit_split)], tokenizer_dir, nj)
+    ssl_vocab = cfg.ssl.n_clusters
+    codebook_size = cfg.codec.codebook_size
+    write_token_lists(dump_dir / "token_list", splits, cfg, ssl_vocab, codebook_size)
+
+    fingerprint = _fingerprint(cfg, tokenizer_dir)
+    jobs, n_shards = [], {}
+    for split in splits:
+        split_dir = dump_dir / split.name
+        marker = split_dir / "data" / "fingerprint"
+        if marker.is_file() and marker.read_text().strip() != fingerprint:
+            log.info("%s: tokenizers or svs_lb settings changed; re-tokenizing", split_dir)
+            shutil.rmtree(split_dir / "data")
+        atomic_write_text(marker, fingerprint + "\n")
+        utts = sorted(split.wavs)
+        shards = [utts[i : i + cfg.shard_size] for i in range(0, len(utts), cfg.shard_size)]
+        n_shards[split.name] = len(shards)
+        for k, shard in enumerate(shards):
+            if not _shard_done(split_dir, k, shard):
+                jobs.append(ShardJob(str(split_dir), k, shard, {u: split.wavs[u] for u in shard},
+                                     {u: split.phones[u] for u in shard}, cfg.svs_lb.layout, cfg.svs_lb.max_mismatch))
+    n_done = sum(n_shards.values()) - len(jobs)
+    log.info("%d shards to tokenize (%d already done) with %d jobs", len(jobs), n_done, nj)
+    if jobs:
+        with _pool(min(nj, len(jobs)), cfg, tokenizer_dir) as pool:
+            results = pool.imap_unordered(_tokenize_shard, jobs) if pool else map(_tokenize_shard, jobs)
+            for _ in tqdm(results, total=len(jobs), desc="tokenizing shards", mininterval=2):
+                pass
+
+    all_bad, n_good = {}, {}
+    for split in splits:
+        split_dir = dump_dir / split.name
+        scp, svs_lb, num_frames, bad = _merge_shards(split_dir, n_shards[split.name])
+        bad = {**split.bad, **bad}
+        all_bad.update({f"{split.name}/{u}": r for u, r in bad.items()})
+        write_kaldi_map(split_dir / "codec_ssl.scp", scp)
+        write_kaldi_map(split_dir / "svs_lb", svs_lb)
+        write_kaldi_map(split_dir / "utt2num_frames", {u: str(n) for u, n in num_frames.items()})
+        if bad:
+            write_kaldi_map(split_dir / "bad_utts", bad)
+        elif (split_dir / "bad_utts").exists():
+            (split_dir / "bad_utts").unlink()
+        write_prompts(split_dir, scp, split.utt2spk, cfg.prompt_frames, cfg.prompt_seed)
+        write_data_json(split_dir, dump_dir / "token_list", sorted(scp), num_frames, svs_lb,
+                        cfg.prompt_frames, cfg.svs_lb.layout)
+        n_good[split.name] = len(scp)
+        log.info("%s: %d utterances, %d frames (%.1f min); %d bad", split.name, len(scp),
+                 sum(num_frames.values()), sum(num_frames.values()) / 50 / 60, len(bad))
+    if all_bad:
+        listing = "\n".join(f"  {u}: {r}" for u, r in sorted(all_bad.items()))
+        message = f"{len(all_bad)} bad utterance(s):\n{listing}"
+        if not cfg.skip_bad:
+            raise BadUtterancesError(
+                message + "\nThe good ones are tokenized and kept; set skip_bad: true (or --skip_bad true) "
+                "to finish the stage without the bad ones (listed in dump/<split>/bad_utts)."
+            )
+        log.warning("skipped %s", message)
+    return n_good
+
