@@ -117,3 +117,48 @@ def test_non_finite_loss_stops_with_a_message(setup):
     root, paths = setup
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 0, epoch 1, utterances \['spk"):
         _train(root, paths, root / "nan", ["loss.ssl_weight=.nan"])
+
+
+def test_non_finite_loss_can_skip_the_batch(setup, monkeypatch):
+    from svslm.lm.model import SpeechLM
+
+    root, paths = setup
+    real_forward = SpeechLM.forward
+    calls = {"n": 0}
+
+    def one_nan(self, *args):
+        loss, stats = real_forward(self, *args)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                return loss * float("nan"), stats
+        return loss, stats
+
+    monkeypatch.setattr(SpeechLM, "forward", one_nan)
+    best = _train(root, paths, root / "skip", ["train.nan_policy=skip"])
+    state = torch.load(root / "skip" / "checkpoints" / "step6" / "mp_rank_00_model_states.pt", weights_only=False)
+    assert state["train_state"]["skipped_batches"] == 1 and state["train_state"]["step"] == 6
+    assert all(torch.isfinite(v).all() for v in load_checkpoint(best).state_dict().values())
+
+
+@pytest.mark.parametrize("name, stage, fp16", [("paper_zero2_fp16.json", 2, True), ("cpu.json", 1, False)])
+def test_deepspeed_configs_parse_with_yaml_values(setup, name, stage, fp16):
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    from svslm.lm.config import LMRecipeConfig
+    from svslm.lm.train import resolve_deepspeed_config
+    from svslm.utils.config import load_config
+
+    conf_dir = DEEPSPEED_JSON.parents[1]
+    yaml_path = conf_dir / "lm" / ("paper.yaml" if fp16 else "tiny.yaml")
+    conf = load_config(yaml_path, LMRecipeConfig)
+    assert (yaml_path.parent / conf.train.deepspeed_config).resolve() == conf_dir / "deepspeed" / name
+    ds = DeepSpeedConfig(resolve_deepspeed_config(conf, yaml_path, 1000, 1))
+    assert ds.zero_optimization_stage == stage and ds.float16_config.enabled == fp16
+    assert ds.gradient_accumulation_steps == conf.train.grad_accum and ds.gradient_clipping == 1.0
+    assert ds.scheduler_name == "WarmupCosineLR" and ds.scheduler_params["total_num_steps"] == 1000
+    if fp16:
+        assert ds.float16_config.loss_scale == 0  # dynamic loss scaling
+        assert ds.zero_config.contiguous_gradients and ds.zero_config.overlap_comm
+    else:
+        assert ds.optimizer_params["torch_adam"]
