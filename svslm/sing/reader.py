@@ -1,0 +1,46 @@
+"""Read any supported score file into a score.json entry, chosen by the file's extension."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from svslm.sing.midi import read_midi
+from svslm.sing.musicxml import read_musicxml
+from svslm.sing.opencpop_line import read_opencpop_line
+from svslm.sing.score import ScoreConfig, ScoreError, build_score
+
+MUSICXML_SUFFIXES = (".musicxml", ".xml", ".mxl")
+MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+OPENCPOP_SUFFIXES = (".txt",)
+
+
+def read_score(
+    path: str | Path,
+    config: ScoreConfig | None = None,
+    key_shift: int = 0,
+    tempo_scale: float = 1.0,
+    pitch_range: tuple[int, int] | None = None,
+    lyrics: str | Path | None = None,
+    utt: str | None = None,
+) -> dict:
+    """`{"notes": [...], "phones": [...]}` (one score.json entry) of a MusicXML, MIDI or Opencpop
+    transcription file; every problem of the score is raised together as a ScoreError.
+
+    `lyrics`: a lyric text for a MIDI file (one syllable per note); `utt`: the line of a
+    transcriptions.txt to sing when it holds several.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScoreError(str(path), ["file not found"])
+    suffix = path.suffix.lower()
+    if lyrics is not None and suffix not in MIDI_SUFFIXES:
+        raise ScoreError(str(path), ["a separate lyric text is only read with a MIDI file"])
+    if suffix in OPENCPOP_SUFFIXES:
+        return read_opencpop_line(path, utt, key_shift, tempo_scale, pitch_range)
+    if suffix in MUSICXML_SUFFIXES:
+        notes, problems = read_musicxml(path)
+    elif suffix in MIDI_SUFFIXES:
+        notes, problems = read_midi(path, lyrics, config)
+    else:
+        known = ", ".join(MUSICXML_SUFFIXES + MIDI_SUFFIXES + OPENCPOP_SUFFIXES)
+        raise ScoreError(str(path), [f"unknown score format {suffix!r} (known: {known})"])
+    return build_score(notes, str(path), config, problems, key_shift, tempo_scale, pitch_range)
