@@ -1,0 +1,198 @@
+"""The velocity estimator: the 1-D U-Net with transformer blocks of Matcha-TTS and CosyVoice.
+
+Matcha-TTS (Mehta et al., ICASSP 2024, matcha/models/components/decoder.py) and CosyVoice's
+`ConditionalDecoder`, which the paper's flow code uses: the noisy features x_t and the condition
+are stacked on the channel axis; each U-Net level is a ResNet block (conv, GroupNorm, Mish, with
+the time embedding added) then transformer blocks over time; every level but the last halves the
+frame rate on the way down and doubles it on the way up, with skip connections between levels.
+
+Written here rather than imported: Matcha-TTS and CosyVoice are applications, not libraries, and
+their blocks pull in diffusers; the transformer block below is diffusers' `BasicTransformerBlock`
+in its default configuration (pre-norm self-attention, then a GELU feed-forward of width 4x).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class EstimatorConfig:
+    channels: list[int] = field(default_factory=lambda: [256, 256])  # width per U-Net level; every level but the last halves time
+    n_blocks: int = 1  # transformer blocks per down/up level and per middle block
+    n_mid_blocks: int = 2  # middle blocks (ResNet + transformers) at the lowest frame rate
+    n_heads: int = 4  # attention heads
+    head_dim: int = 64  # width of one attention head (heads x head_dim need not equal the channels)
+    dropout: float = 0.05  # dropout in attention and feed-forward
+    activation: Literal["gelu", "silu"] = "gelu"  # feed-forward nonlinearity of the transformer blocks
+    groups: int = 8  # GroupNorm groups of the ResNet blocks; must divide every width in `channels`
+
+
+class SinusoidalTimeEmbedding(nn.Module):
+    """Flow time t [B] in [0, 1] -> [B, dim] sinusoids; t is scaled by 1000 as in Matcha-TTS so
+    that small differences of t reach the high frequencies."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        if dim % 2:
+            raise ValueError(f"time embedding width must be even, got {dim}")
+        self.dim = dim
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / (half - 1))
+        angles = 1000.0 * t.float().unsqueeze(1) * freqs.unsqueeze(0)
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class MaskedGroupNorm(nn.GroupNorm):
+    """GroupNorm whose statistics cover the valid frames only. Matcha-TTS uses torch's GroupNorm,
+    whose mean and variance include the padded frames: an utterance's output then depends on how
+    much padding its batch gave it, in training and in batched sampling."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # x [B, C, T], mask [B, 1, T]
+        b, c, t = x.shape
+        g = x.view(b, self.num_groups, c // self.num_groups, t)
+        m = mask.view(b, 1, 1, t)
+        count = (m.sum(-1, keepdim=True) * g.shape[2]).clamp(min=1.0)
+        mean = (g * m).sum((2, 3), keepdim=True) / count
+        var = (((g - mean) * m) ** 2).sum((2, 3), keepdim=True) / count
+        normed = ((g - mean) / torch.sqrt(var + self.eps)).view(b, c, t)
+        return normed * self.weight.view(1, c, 1) + self.bias.view(1, c, 1)
+
+
+class Block1D(nn.Module):
+    def __init__(self, dim: int, dim_out: int, groups: int):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim_out, 3, padding=1)
+        self.norm = MaskedGroupNorm(groups, dim_out)
+        self.act = nn.Mish()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(x * mask), mask)) * mask
+
+
+class ResnetBlock1D(nn.Module):
+    """Two conv blocks with the time embedding added between them, and a 1x1 residual path."""
+
+    def __init__(self, dim: int, dim_out: int, time_dim: int, groups: int):
+        super().__init__()
+        self.time_mlp = nn.Sequential(nn.Mish(), nn.Linear(time_dim, dim_out))
+        self.block1 = Block1D(dim, dim_out, groups)
+        self.block2 = Block1D(dim_out, dim_out, groups)
+        self.residual = nn.Conv1d(dim, dim_out, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, time_emb: torch.Tensor) -> torch.Tensor:
+        h = self.block1(x, mask) + self.time_mlp(time_emb).unsqueeze(-1)
+        return self.block2(h, mask) + self.residual(x * mask)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm self-attention and feed-forward over time, padding keys masked out; x [B, T, C]."""
+
+    def __init__(self, dim: int, n_heads: int, head_dim: int, dropout: float, activation: str):
+        super().__init__()
+        self.n_heads, self.head_dim, self.dropout = n_heads, head_dim, dropout
+        inner = n_heads * head_dim
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.out = nn.Linear(inner, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        act = nn.GELU() if activation == "gelu" else nn.SiLU()
+        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), act, nn.Dropout(dropout), nn.Linear(4 * dim, dim))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        attend = mask.bool().view(b, 1, 1, t)  # [B, 1, 1, T]: every query sees the valid keys only
+        h = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attend, dropout_p=self.dropout if self.training else 0.0
+        )  # [B, heads, T, head_dim]
+        x = x + self.out(h.transpose(1, 2).reshape(b, t, -1))
+        return x + self.ff(self.norm2(x))
+
+
+class UNetLevel(nn.Module):
+    """One ResNet block followed by transformer blocks, all masked."""
+
+    def __init__(self, dim: int, dim_out: int, time_dim: int, cfg: EstimatorConfig):
+        super().__init__()
+        self.resnet = ResnetBlock1D(dim, dim_out, time_dim, cfg.groups)
+        self.transformers = nn.ModuleList(
+            TransformerBlock(dim_out, cfg.n_heads, cfg.head_dim, cfg.dropout, cfg.activation)
+            for _ in range(cfg.n_blocks)
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, time_emb: torch.Tensor) -> torch.Tensor:
+        x = self.resnet(x, mask, time_emb).transpose(1, 2)  # [B, T, C]
+        for block in self.transformers:
+            x = block(x, mask.squeeze(1))
+        return x.transpose(1, 2)  # [B, C, T]
+
+
+class UNet1DEstimator(nn.Module):
+    """v(x_t, t, cond): x [B, out_channels, T], cond [B, cond_channels, T] -> velocity [B, out_channels, T]."""
+
+    def __init__(self, out_channels: int, cond_channels: int, cfg: EstimatorConfig):
+        super().__init__()
+        channels = list(cfg.channels)
+        if any(c % cfg.groups for c in channels):
+            raise ValueError(f"every estimator width {channels} must be divisible by groups={cfg.groups}")
+        self.n_down = len(channels) - 1  # levels that halve the frame rate
+        time_dim = 4 * channels[0]
+        self.time_embedding = SinusoidalTimeEmbedding(channels[0])
+        self.time_mlp = nn.Sequential(nn.Linear(channels[0], time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+
+        self.down = nn.ModuleList()
+        dim = out_channels + cond_channels
+        for i, width in enumerate(channels):
+            last = i == len(channels) - 1
+            resample = nn.Conv1d(width, width, 3, padding=1) if last else nn.Conv1d(width, width, 3, stride=2, padding=1)
+            self.down.append(nn.ModuleList([UNetLevel(dim, width, time_dim, cfg), resample]))
+            dim = width
+        self.mid = nn.ModuleList(UNetLevel(dim, dim, time_dim, cfg) for _ in range(cfg.n_mid_blocks))
+        self.up = nn.ModuleList()
+        widths_up = channels[::-1] + [channels[0]]
+        for i in range(len(channels)):
+            last = i == len(channels) - 1
+            width_in, width = widths_up[i], widths_up[i + 1]
+            resample = (
+                nn.Conv1d(width, width, 3, padding=1) if last else nn.ConvTranspose1d(width, width, 4, stride=2, padding=1)
+            )
+            # The input is the level below concatenated with the skip connection of this level.
+            self.up.append(nn.ModuleList([UNetLevel(2 * width_in, width, time_dim, cfg), resample]))
+        self.final_block = Block1D(channels[0], channels[0], cfg.groups)
+        self.final_proj = nn.Conv1d(channels[0], out_channels, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        n_frames = x.shape[-1]
+        # Pad time to a multiple of 2^n_down so that halving and doubling return the same length.
+        multiple = 2**self.n_down
+        pad = (-n_frames) % multiple
+        if pad:
+            x, cond, mask = (F.pad(a, (0, pad)) for a in (x, cond, mask))
+        time_emb = self.time_mlp(self.time_embedding(t))  # [B, time_dim]
+        h = torch.cat([x, cond], dim=1)  # [B, out + cond channels, T]
+
+        skips, masks = [], [mask]
+        for level, downsample in self.down:
+            h = level(h, masks[-1], time_emb)
+            skips.append(h)
+            h = downsample(h * masks[-1])
+            masks.append(masks[-1][:, :, ::2])
+        masks.pop()  # the last level keeps its frame rate
+        mask_mid = masks[-1]
+        for level in self.mid:
+            h = level(h, mask_mid, time_emb)
+        for level, upsample in self.up:
+            mask_up = masks.pop()
+            h = level(torch.cat([h, skips.pop()], dim=1), mask_up, time_emb)
+            h = upsample(h * mask_up)
+        h = self.final_block(h, mask)
+        out = self.final_proj(h * mask) * mask
+        return out[..., :n_frames]
