@@ -1,0 +1,74 @@
+"""Per-utterance figure of the report: a mel spectrogram per system and their F0 over the score's notes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on a recipe machine
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pyworld  # noqa: E402
+
+from svslm.utils.fileio import atomic_path  # noqa: E402
+from svslm.utils.mel import MelConfig, mel_spectrogram  # noqa: E402
+
+F0_FLOOR, F0_CEIL = 40.0, 800.0  # Hz: VERSA mcd_f0's search range
+FRAME_PERIOD_MS = 10.0  # F0 hop of the plot; the metrics use their own
+
+
+def f0_midi(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """F0 of `wav` by WORLD DIO + StoneMask (fast, and what the metrics' WORLD analysis refines),
+    as (times s, MIDI pitch with NaN where unvoiced)."""
+    x = np.asarray(wav, dtype=np.float64)
+    f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
+    f0 = pyworld.stonemask(x, f0, times, sample_rate)
+    with np.errstate(divide="ignore"):
+        midi = np.where(f0 > 0, 69.0 + 12.0 * np.log2(np.maximum(f0, 1e-6) / 440.0), np.nan)
+    return times, midi
+
+
+def plot_utterance(
+    png: Path,
+    title: str,
+    systems: list[tuple[str, np.ndarray]],
+    notes: list[dict],
+    mel: MelConfig | None = None,
+) -> None:
+    """Write `png`: one mel panel per (label, 16 kHz wav) of `systems` (the first is the reference),
+    then one F0 panel with the score's notes (score.json `notes`: start, end, midi; rests 0)."""
+    mel = mel or MelConfig()
+    n = len(systems)
+    fig, axes = plt.subplots(n + 1, 1, figsize=(10, 1.1 * n + 2.6), sharex=True,
+                             gridspec_kw={"height_ratios": [1] * n + [2.2]})
+    duration = max(len(w) for _, w in systems) / mel.sample_rate
+    for ax, (label, wav) in zip(axes, systems):
+        spec = mel_spectrogram(np.asarray(wav, dtype=np.float32), mel).numpy()  # [n_mels, T]
+        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=spec.max() - 80, vmax=spec.max(),
+                  extent=(0, spec.shape[1] / mel.frame_rate, 0, mel.n_mels), interpolation="nearest")
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_yticks([])
+    f0_ax = axes[-1]
+    for note in notes:
+        if note.get("midi", 0) > 0:
+            f0_ax.hlines(note["midi"], note["start"], note["end"], colors="0.75", linewidth=6, zorder=1)
+    colors = plt.get_cmap("tab10")
+    pitches = [float(note["midi"]) for note in notes if note.get("midi", 0) > 0]
+    for i, (label, wav) in enumerate(systems):
+        times, midi = f0_midi(wav, mel.sample_rate)
+        if np.isfinite(midi).any():
+            pitches += list(np.nanpercentile(midi, [2, 98]))  # robust to octave errors at the edges
+        f0_ax.plot(times, midi, color="black" if i == 0 else colors(i - 1), linewidth=1.6 if i == 0 else 0.9,
+                   label=label, zorder=3 if i == 0 else 2)
+    if pitches:
+        f0_ax.set_ylim(min(pitches) - 3, max(pitches) + 5)  # headroom for the legend
+    f0_ax.set_ylabel("F0 (MIDI)", fontsize=8)
+    f0_ax.set_xlabel("time (s)")
+    f0_ax.set_xlim(0, duration)
+    f0_ax.grid(alpha=0.3)
+    f0_ax.legend(fontsize=7, ncol=min(4, n), loc="upper right", title="grey bars: score notes", title_fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=72)
+    plt.close(fig)

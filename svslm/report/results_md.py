@@ -1,0 +1,168 @@
+"""RESULTS.md: our numbers in the layout of the paper's Table 1 and Table 2, published rows beside them.
+
+Every cell is a mean ± 95% confidence half-width over test utterances, `n/a [k]` with the reason
+in note k when a metric could not be computed, or `–` where a published row reports nothing.
+"""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from svslm.infer.conditions import CONDITIONS, REFERENCE_SLUG, get_condition
+from svslm.report.published import PUBLISHED, PublishedRow
+from svslm.report.scores import METRICS, Metric, Summary, SystemScores
+
+FINAL_CONDITION = "LM + Flow2 + Voc"  # the paper's full system, compared with others in Table 1
+
+
+@dataclass
+class Notes:
+    """Numbered notes shared by the tables; one number per distinct text."""
+
+    texts: list[str] = field(default_factory=list)
+
+    def ref(self, text: str) -> str:
+        if text not in self.texts:
+            self.texts.append(text)
+        return f"[{self.texts.index(text) + 1}]"
+
+    def markdown(self) -> str:
+        return "\n".join(f"{i}. {t}" for i, t in enumerate(self.texts, 1))
+
+
+def metric_unit(metric: Metric, scores: dict[str, SystemScores]) -> str:
+    units = {s.metrics[metric.name].unit for s in scores.values() if metric.name in s.metrics} - {""}
+    return sorted(units)[0] if len(units) == 1 else metric.unit
+
+
+def metric_modes(metric: Metric, scores: dict[str, SystemScores]) -> list[str]:
+    return sorted({s.metrics[metric.name].mode for s in scores.values() if metric.name in s.metrics} - {""})
+
+
+def header(scores: dict[str, SystemScores], first: str) -> str:
+    cells = [first]
+    for m in METRICS:
+        unit = metric_unit(m, scores)
+        cells.append(f"{m.name}{f' ({unit})' if unit else ''} {'↑' if m.higher_is_better else '↓'}")
+    return "| " + " | ".join(cells) + " |\n|" + "---|" * len(cells)
+
+
+def cell(summary: Summary | None, metric: Metric, notes: Notes, system: str) -> str:
+    if summary is None:
+        return "n/a " + notes.ref(f"{metric.name}: not in the scores of {system}")
+    if summary.na:
+        return "n/a " + notes.ref(f"{metric.name}: {summary.na}")
+    text = f"{summary.mean:.{metric.decimals}f}"
+    if summary.ci95 is not None:
+        text += f" ± {summary.ci95:.{metric.decimals}f}"
+    return text
+
+
+def our_row(label: str, scores: SystemScores | None, status: dict[str, Any] | None, notes: Notes) -> str:
+    if scores is None:
+        if status and status.get("status") in ("skipped", "failed"):
+            reason = f"{label}: not rendered ({status['status']}: {status.get('reason', '')})"
+        else:
+            slug = status["slug"] if status else "?"
+            reason = f"{label}: no scores/{slug}.json (run `python -m svslm.bin.score_eval`)"
+        return f"| {label} | " + " | ".join(["—"] * (len(METRICS) - 1) + ["— " + notes.ref(reason)]) + " |"
+    return f"| {label} | " + " | ".join(cell(scores.metrics.get(m.name), m, notes, label) for m in METRICS) + " |"
+
+
+def published_row(row: PublishedRow, tag: str) -> str:
+    label = f"*{row.system} (published {tag}, {row.mode})*"
+    values = [f"*{row.values[m.name]:.{m.decimals}f}*" if m.name in row.values else "–" for m in METRICS]
+    return f"| {label} | " + " | ".join(values) + " |"
+
+
+def _file(rec: dict[str, Any] | None) -> str:
+    if not rec:
+        return "–"
+    return f"`{rec['path']}`" + (f" ({rec['modified']})" if rec.get("modified") else " (missing)" if rec.get("missing") else "")
+
+
+def provenance(manifest: dict[str, Any]) -> str:
+    lines = [
+        f"Inference config: `{manifest['infer_config']['path']}`; split `{manifest.get('split', '?')}` "
+        f"(`{manifest['paths']['data_dir']}`), {len(manifest.get('utterances', []))} utterances, "
+        f"`--nj {manifest.get('nj', '?')}`.",
+        "",
+        "| Condition | wavs | tokens | flow (tag, steps, guidance, seed) | checkpoints | synthesis RTF |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rec in manifest.get("conditions", []):
+        comp = rec.get("components", {})
+        flow = "–"
+        if rec.get("flow_tag"):
+            flow = f"`{rec['flow_tag']}`, {rec.get('n_steps')}, {rec.get('guidance')}, {rec.get('seed')}"
+        ckpts = "<br>".join(f"{k.replace('_', ' ')}: {_file(v)}" for k, v in comp.items() if k != "tokens")
+        rtf = rec.get("timing", {}).get("rtf")
+        status = "" if rec.get("status") == "done" else f" ({rec.get('status')})"
+        lines.append(f"| {rec['name']}{status} | `{rec['wav_dir']}` | {_file(comp.get('tokens'))} | {flow} | "
+                     f"{ckpts or '–'} | {'–' if rtf is None else f'{rtf:.3f}'} |")
+    return "\n".join(lines)
+
+
+def render_results(
+    eval_dir: str,
+    manifest: dict[str, Any],
+    scores: dict[str, SystemScores],
+    summary: dict[str, Any] | None = None,
+    published: tuple[PublishedRow, ...] = PUBLISHED,
+) -> str:
+    notes = Notes()
+    status = {rec["slug"]: rec for rec in manifest.get("conditions", [])}
+    final = get_condition(FINAL_CONDITION)
+    sources = list(dict.fromkeys(row.source for row in published))
+    tags = {src: f"[P{i + 1}]" for i, src in enumerate(sources)}
+
+    modes = {m.name: ", ".join(metric_modes(m, scores)) or "not stated" for m in METRICS if m.mode_dependent}
+    by_mode: dict[str, list[str]] = {}
+    for name, mode in modes.items():
+        by_mode.setdefault(mode, []).append(name)
+    mode_line = "; ".join(f"{', '.join(names)}: `{mode}`" for mode, names in by_mode.items())
+    out = [
+        f"# Results: `{eval_dir}`",
+        "",
+        f"{len(manifest.get('utterances', []))} test utterances of `{manifest['paths']['data_dir']}`; written "
+        f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `python -m svslm.bin.report`.",
+        "Cells: mean ± 95% confidence half-width over utterances; ↑ higher is better, ↓ lower is better; "
+        "`n/a [k]`: not computable, reason in note k; `–`: not reported by the published source.",
+        f"F0 and MCD mode (VERSA `mcd_f0`): {mode_line}. Published rows scored in another mode are not "
+        "directly comparable with ours.",
+        "",
+        "## Table 1: the full system beside published systems",
+        "",
+        header(scores, "System"),
+        our_row("Ground truth (ours)", scores.get(REFERENCE_SLUG), {"slug": REFERENCE_SLUG}, notes),
+        our_row(f"{final.name} (ours)", scores.get(final.slug), status.get(final.slug), notes),
+    ]
+    out += [published_row(row, tags[row.source]) for row in published if row.table == 1]
+    other_modes = sorted({row.mode for row in published} - set(by_mode))
+    if other_modes:
+        out += ["", f"The published rows were scored with `{', '.join(other_modes)}`, ours with "
+                f"`{', '.join(by_mode)}`: their F0_RMSE, F0_CORR and MCD are not directly comparable."]
+    out += ["", "## Table 2: recipe ablation (the paper's conditions)", "", header(scores, "Condition")]
+    if REFERENCE_SLUG in scores:
+        out.append(our_row("Ground truth", scores[REFERENCE_SLUG], None, notes))
+    for cond in CONDITIONS:
+        if cond.slug not in status and cond.slug not in scores:
+            continue  # not selected in this run
+        label = cond.name + (" (vocoder ceiling; not in the paper)" if cond.name == "GT mel + Voc" else "")
+        out.append(our_row(label, scores.get(cond.slug), status.get(cond.slug), notes))
+    for slug, sc in scores.items():  # systems scored here that are not recipe conditions
+        if slug != REFERENCE_SLUG and slug not in {c.slug for c in CONDITIONS}:
+            out.append(our_row(sc.name, sc, None, notes))
+    out += [published_row(row, tags[row.source]) for row in published if row.table == 2]
+    if notes.texts:
+        out += ["", "Notes:", "", notes.markdown()]
+    out += ["", "Published sources:", ""]
+    out += [f"- {tags[src]} {src}." for src in sources] or ["- none"]
+    out += [f"- {row.system} {tags[row.source]}: {row.note}." for row in published if row.note]
+    out += ["", "## How these rows were made", "", provenance(manifest)]
+    if summary:
+        cfg = summary.get("config") or summary.get("score_config")
+        if cfg:
+            out += ["", f"Scoring config: `{cfg if isinstance(cfg, str) else cfg.get('path', cfg)}`."]
+    return "\n".join(out) + "\n"

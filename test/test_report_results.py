@@ -1,0 +1,152 @@
+"""RESULTS.md and the HTML report from a hand-written evaluation directory."""
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from svslm.bin import report as report_bin
+from svslm.report.published import PUBLISHED
+from svslm.report.scores import canonical_metric
+
+UTTS = ["s1#001", "s2#002"]
+CONDITIONS = [("LM + CD", "lm_cd"), ("LM + Flow2 + Voc", "lm_flow2_voc")]
+SINGMOS_NA = "no SingMOS checkpoint at /models/singmos (set score.singmos_dir)"
+
+
+def write_eval_dir(root: Path) -> Path:
+    eval_dir, data = root / "exp/eval/t", root / "data/test"
+    data.mkdir(parents=True)
+    notes = [{"start": 0.0, "end": 0.2, "midi": 0, "lyric": "SP", "phns": ["SP"], "slur": False},
+             {"start": 0.2, "end": 0.6, "midi": 64, "lyric": "a", "phns": ["a"], "slur": False}]
+    (data / "score.json").write_text(json.dumps({"version": 1, "utts": {u: {"notes": notes, "phones": []} for u in UTTS}}))
+    t = np.arange(int(0.6 * 16000)) / 16000
+    for slug in ["reference"] + [s for _, s in CONDITIONS]:
+        for utt in UTTS:
+            path = eval_dir / "wav" / slug / f"{utt}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, (0.3 * np.sin(2 * np.pi * 330 * t) * (t > 0.2)).astype(np.float32), 16000)
+    conds = [{"name": n, "slug": s, "description": "", "wav_dir": f"wav/{s}", "status": "done", "errors": [],
+              "flow_tag": "tiny_flow2_mel" if "Flow" in n else None, "n_steps": 10, "guidance": 0.7, "seed": 0,
+              "components": {"tokens": {"path": "exp/lm/t/decode/test/codec_ssl.scp", "modified": "2026-01-01T00:00:00+00:00"},
+                             "vocoder_checkpoint": {"path": "exp/vocoder/t/generator.pth", "missing": True}},
+              "timing": {"compute_seconds": 1.0, "audio_seconds": 4.0, "n_rendered": 2, "rtf": 0.25}} for n, s in CONDITIONS]
+    conds.append({"name": "LM + Flow1 + CD", "slug": "lm_flow1_cd", "description": "", "wav_dir": "wav/lm_flow1_cd",
+                  "status": "skipped", "reason": "missing flow model exp/flow/t/f1c/config.yaml", "errors": [], "components": {}})
+    manifest = {"version": 1, "split": "test", "paths": {"data_dir": str(data)}, "nj": 2, "utterances": UTTS,
+                "infer_config": {"path": "conf/infer/tiny.yaml", "values": {}}, "conditions": conds}
+    (eval_dir / "manifest.json").write_text(json.dumps(manifest))
+    (eval_dir / "scores").mkdir()
+    for i, (name, slug) in enumerate([("Ground truth", "reference")] + CONDITIONS):
+        metrics = {
+            "f0_rmse": {"mean": 20.0 + i, "ci95": 1.25, "n": 2, "unit": "Hz", "mode": {"dtw": False}},
+            "f0_corr": {"mean": 0.9, "ci95": [0.85, 0.95], "n": 2, "mode": {"dtw": False}},
+            "mcd": {"mean": 6.5 + i, "ci95": 0.5, "n": 2, "unit": "dB", "mode": {"dtw": False}},
+            "per": {"mean": 12.0, "ci95": 3.0, "unit": "%"},
+            "singer_sim": {"mean": 0.8, "ci95": 0.01},
+            "singmos": {"n/a": SINGMOS_NA},
+            "sheet_ssqa": {"n/a": "no Sheet-SSQA checkpoint"},
+            "dnsmos": {"mean": 3.1, "ci95": 0.1},
+        }
+        utts = {u: {"mcd": 6.0 + j, "singmos": {"n/a": SINGMOS_NA}} for j, u in enumerate(UTTS)}
+        (eval_dir / "scores" / f"{slug}.json").write_text(json.dumps({"condition": slug, "metrics": metrics, "utts": utts}))
+    (eval_dir / "scores" / "summary.json").write_text(json.dumps({"config": "conf/score/tiny.yaml"}))
+    return eval_dir
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory) -> Path:
+    eval_dir = write_eval_dir(tmp_path_factory.mktemp("report"))
+    assert report_bin.main(["--eval_dir", str(eval_dir)]) == 0
+    return eval_dir
+
+
+def table(md: str, title: str) -> list[list[str]]:
+    block = md.split(title, 1)[1].split("\n\n")[1]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines() if line.startswith("|")]
+
+
+def test_tables_have_the_paper_layout(reported):
+    md = (reported / "RESULTS.md").read_text()
+    t2 = table(md, "## Table 2")
+    assert t2[0] == ["Condition", "F0_RMSE (Hz) ↓", "F0_CORR ↑", "MCD (dB) ↓", "PER (%) ↓", "Singer-Sim ↑", "SingMOS ↑",
+                     "Sheet-SSQA ↑", "DNSMOS ↑"]
+    rows = {r[0]: r[1:] for r in t2[2:]}
+    assert list(rows) == ["Ground truth", "LM + CD", "LM + Flow1 + CD", "LM + Flow2 + Voc"]  # the paper's order
+    assert rows["LM + CD"][:3] == ["21.0 ± 1.2", "0.900 ± 0.050", "7.50 ± 0.50"]  # [lo, hi] CI -> half-width
+    assert "`dtw: false`" in md.split("## Table 1")[0]
+
+
+def test_na_cells_point_to_their_reason(reported):
+    md = (reported / "RESULTS.md").read_text()
+    rows = {r[0]: r[1:] for r in table(md, "## Table 2")[2:]}
+    ref = re.fullmatch(r"n/a \[(\d+)\]", rows["LM + Flow2 + Voc"][5]).group(1)
+    assert re.search(rf"^{ref}\. SingMOS: {re.escape(SINGMOS_NA)}$", md, re.M)
+    assert rows["LM + CD"][5] == rows["LM + Flow2 + Voc"][5]  # one note per distinct reason
+    skipped = re.search(r"\[(\d+)\]", rows["LM + Flow1 + CD"][-1]).group(1)
+    assert re.search(rf"^{skipped}\. LM \+ Flow1 \+ CD: not rendered \(skipped: missing flow model", md, re.M)
+
+
+def test_published_rows_are_marked_and_ours_are_not(reported):
+    md = (reported / "RESULTS.md").read_text()
+    t1 = {r[0]: r[1:] for r in table(md, "## Table 1")[2:]}
+    visinger = next(k for k in t1 if k.startswith("*VISinger2"))
+    assert "published [P1], dtw: true" in visinger
+    assert t1[visinger][2] == "*5.76*" and t1[visinger][3] == "–"  # PER not published: a dash, not n/a
+    assert "LM + Flow2 + Voc (ours)" in t1 and "Ground truth (ours)" in t1
+    assert f"[P1] {PUBLISHED[0].source}" in md
+
+
+def test_provenance_lists_configs_checkpoints_and_rtf(reported):
+    md = (reported / "RESULTS.md").read_text()
+    prov = md.split("## How these rows were made")[1]
+    assert "`conf/infer/tiny.yaml`" in prov and "`conf/score/tiny.yaml`" in md
+    line = next(l for l in prov.splitlines() if l.startswith("| LM + Flow2 + Voc"))
+    assert "`tiny_flow2_mel`, 10, 0.7, 0" in line and "generator.pth` (missing)" in line and "0.250" in line
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("audio", "img") and a.get("src"):
+            self.links.append(a["src"])
+
+
+def test_html_report_references_existing_files(reported):
+    page = reported / "report" / "index.html"
+    parser = _Links()
+    parser.feed(page.read_text())
+    audio = [l for l in parser.links if l.endswith(".wav")]
+    images = [l for l in parser.links if l.endswith(".png")]
+    assert len(audio) == len(UTTS) * 3 and len(images) == len(UTTS)
+    assert all("%23" in l and "#" not in l for l in audio)  # '#' in ids escaped, else it starts a fragment
+    for link in parser.links:
+        assert (page.parent / unquote(link)).is_file(), link
+    assert f'title="{SINGMOS_NA}"' in page.read_text()  # per-utterance n/a carries its reason
+
+
+def test_figures_are_kept_until_a_wav_changes(reported):
+    figures = sorted((reported / "report" / "img").glob("*.png"))
+    before = [f.stat().st_mtime_ns for f in figures]
+    assert report_bin.main(["--eval_dir", str(reported)]) == 0
+    assert [f.stat().st_mtime_ns for f in figures] == before
+
+
+def test_metric_keys_match_the_paper_columns():
+    assert {canonical_metric(k) for k in ("f0_rmse", "F0-RMSE", "F0_RMSE")} == {"F0_RMSE"}
+    assert canonical_metric("sheet_ssqa") == "Sheet-SSQA" and canonical_metric("utmos") == "utmos"
+
+
+def test_report_without_manifest_fails_clearly(tmp_path, capsys):
+    assert report_bin.main(["--eval_dir", str(tmp_path)]) == 1
+    assert "manifest.json not found: run `python -m svslm.bin.infer`" in capsys.readouterr().err
