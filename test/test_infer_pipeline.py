@@ -127,16 +127,18 @@ def test_missing_components_are_all_named(tmp_path):
 def test_synthesize_a_new_score(synth, monkeypatch):
     seen = {}
 
-    def decode(model, vocab, svs_lb, prompts, conf, seed):
-        seen["svs_lb"], seen["prompt"] = svs_lb, prompts
-        return [tokens(len(svs_lb[0]) // 2)]  # frame layout: 2 tokens per frame
+    def decode(model, vocab, svs_lb, prompts, conf, seed, n_frames):
+        seen["svs_lb"], seen["prompt"], seen["n_frames"] = svs_lb, prompts, n_frames
+        return [tokens(n_frames[0])]
 
-    monkeypatch.setitem(sys.modules, "svslm.lm.inference", types.SimpleNamespace(decode=decode))
+    fake_lm = types.SimpleNamespace(decode=decode, DecodeConfig=lambda: "default decode config")
+    monkeypatch.setitem(sys.modules, "svslm.lm.inference", fake_lm)
     synth.lm = (object(), object())
     phones = [{"phn": "SP", "start": 0.0, "end": 0.1, "midi": 0}, {"phn": "a", "start": 0.1, "end": 0.3, "midi": 62}]
     wav = synth.synthesize(phones, prompt=tokens(20), seed=3)
     assert wav.dtype == np.float32 and len(wav) == 15 * 320  # 0.3 s at 50 fps
-    assert seen["svs_lb"][0][:2] == ["svs_SP", "svs_0"] and seen["prompt"][0].shape == (20, 9)
+    assert seen["svs_lb"][0][:2] == ["svs_SP", "svs_0"] and len(seen["svs_lb"][0]) == 2 * 15
+    assert seen["prompt"][0].shape == (20, 9) and seen["n_frames"] == [15]
     pitch = synth.flows["LM + Flow2 + Voc"].calls[-1]["pitch"]
     assert pitch[0, -1].item() == 62
     with pytest.raises(ValueError, match="ground-truth"):

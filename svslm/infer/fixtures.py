@@ -1,13 +1,20 @@
-"""Stand-in components with the documented interfaces (docs/formats.md), for tests of the routing.
+"""Stand-in components with the documented interfaces (docs/formats.md), and a tiny recipe
+directory for them, for tests of stage 6.
 
 Each one records how it was called and returns a constant signal that names it (codec decoder
 0.1, codec-latent decoder 0.2, vocoder 0.3), so a test can tell which part made a waveform.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import kaldiio
 import numpy as np
+import soundfile as sf
 import torch
 
+from svslm.utils.fileio import write_kaldi_map
 from svslm.utils.mel import MelConfig
 
 HOP = 320
@@ -76,3 +83,32 @@ def fake_parts() -> dict:
         },
         "vocoder": FakeVocoder(),
     }
+
+
+UTTS = {"s1#001": 6, "s1#002": 4, "s2#003": 8}  # utterance -> frames of make_recipe's test split
+
+
+def make_recipe(root: Path, lm_utts=tuple(UTTS), flow_tags=("f1c", "f1m", "f2m")) -> dict[str, Path]:
+    """data/test, dump (codec dir + GT tokens), exp/lm decodes and placeholder checkpoints."""
+    data, dump, lm, flow, voc = (root / p for p in ("data/test", "dump", "exp/lm/t", "exp/flow/t", "exp/vocoder/t"))
+    (data / "wav").mkdir(parents=True)
+    wavs, score = {}, {"version": 1, "utts": {}}
+    for utt, n in UTTS.items():
+        path = data / "wav" / f"{utt}.wav"
+        sf.write(path, np.zeros(n * 320, np.float32), 16000, subtype="PCM_16")
+        wavs[utt] = str(path)
+        score["utts"][utt] = {"notes": [], "phones": [{"phn": "a", "start": 0.0, "end": n / 50, "midi": 60, "note": 0}]}
+    write_kaldi_map(data / "wav.scp", wavs)
+    write_kaldi_map(data / "utt2dur", {u: str(n / 50) for u, n in UTTS.items()})
+    (data / "score.json").write_text(json.dumps(score))
+    for d, utts in ((dump / "test", UTTS), (lm / "decode/test", lm_utts)):
+        d.mkdir(parents=True)
+        with kaldiio.WriteHelper(f"ark,scp:{d}/codec_ssl.ark,{d}/codec_ssl.scp", write_function="numpy") as w:
+            for u in utts:
+                w(u, np.ones((UTTS[u], 9), np.int32))
+    for d, files in ((dump / "tokenizers/codec", ["config.yaml"]), (voc, ["config.yaml", "generator.pth"]),
+                     *((flow / tag, ["config.yaml", "best.pth"]) for tag in flow_tags)):
+        d.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            (d / f).write_text("model: {}\n")
+    return dict(data_dir=data, dump_dir=dump, lm_dir=lm, flow_root=flow, vocoder_dir=voc, out_dir=root / "exp/eval/t")

@@ -185,7 +185,7 @@ class Synthesizer:
             for cc, cond in zip(selected, conds):
                 if cond.uses_flow:
                     if cc.flow_tag not in loaded:
-                        loaded[cc.flow_tag] = load_flow(paths.flow_dir(cc.flow_tag))
+                        loaded[cc.flow_tag] = load_flow(paths.flow_dir(cc.flow_tag), device=config.device)
                     flows[cc.name] = loaded[cc.flow_tag]
         if any(c.decoder == "vocoder" for c in conds):
             from svslm.vocoder.inference import load_vocoder
@@ -197,9 +197,9 @@ class Synthesizer:
         if need_lm_model and any(c.tokens == "lm" for c in conds):
             from svslm.lm import inference as lm_inference
 
-            lm = lm_inference.load_lm(paths.lm_model_dir)
-            if config.decode_config:
-                decode_conf = load_config(config.decode_config, lm_inference.DecodeConfig)
+            lm = lm_inference.load_lm(paths.lm_model_dir, device=config.device)
+            decode_conf = (load_config(config.decode_config, lm_inference.DecodeConfig) if config.decode_config
+                           else lm_inference.DecodeConfig())
         return cls(codec=codec, flows=flows, vocoder=vocoder, lm=lm, config=config, decode_conf=decode_conf)
 
     # ---- rendering ------------------------------------------------------------------------------
@@ -318,14 +318,16 @@ class Synthesizer:
             raise ValueError(f"'{cond.name}' needs ground-truth audio; a new score can use only the LM conditions")
         if self.lm is None:
             raise MissingComponentError("LM not loaded (Synthesizer.from_recipe(..., need_lm_model=True))")
-        from svslm.lm.inference import decode
+        from svslm.lm.inference import DecodeConfig, decode
 
         svs_lb = score_to_tokens(phones, None, layout=self.config.svs_lb_layout, where="new score")
         _, midi = phones_to_frames(phones, where="new score")
         model, vocab = self.lm
-        tokens = decode(model, vocab, [svs_lb], [np.asarray(prompt, dtype=np.int32)], self.decode_conf, seed)[0]
+        # n_frames: the drift-free frame count, also when the fork layout rounds each phone on its own.
+        tokens = decode(model, vocab, [svs_lb], [np.asarray(prompt, dtype=np.int32)],
+                        self.decode_conf or DecodeConfig(), seed, n_frames=[len(midi)])[0]
         tokens = np.asarray(tokens)
-        if len(tokens) != len(midi):  # the LM decodes exactly the score's frame count (docs/formats.md)
+        if len(tokens) != len(midi):
             raise RuntimeError(f"LM decoded {len(tokens)} frames for a score of {len(midi)}")
         if prompt_audio is None and getattr(self.flows.get(cond.name), "needs_prompt", False):
             prompt_audio = self.codec.decode(np.asarray(prompt)[:, 1:])

@@ -243,7 +243,7 @@ def components_of(cond: Condition, cc: ConditionConfig, paths: RecipePaths, scp:
     return out
 
 
-def _flow_needs_prompt(paths: RecipePaths, cc: ConditionConfig) -> bool:
+def flow_needs_prompt(paths: RecipePaths, cc: ConditionConfig) -> bool:
     """Read the flow's YAML (`model.use_prompt`) without loading the model."""
     import yaml
 
@@ -293,7 +293,7 @@ def run_inference(
     ready: list[str] = []
     for cc in selected:
         cond = get_condition(cc.name)
-        needs_prompt = cond.uses_flow and _flow_needs_prompt(paths, cc)
+        needs_prompt = cond.uses_flow and flow_needs_prompt(paths, cc)
         n_steps, guidance, seed = config.sampling(cond.name)
         rec: dict[str, Any] = {
             "name": cond.name, "slug": cond.slug, "description": cond.description, "wav_dir": f"wav/{cond.slug}",
