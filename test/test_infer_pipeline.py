@@ -100,6 +100,10 @@ def test_a_flow_of_the_wrong_kind_is_refused():
     parts["flows"]["LM + Flow1 + CD"] = FakeFlow("mel")
     with pytest.raises(ValueError, match="codec_emb"):
         Synthesizer(**parts)
+    parts = fake_parts()
+    parts["flows"]["LM + Flow1 + Voc"].codec_dim = 512  # trained on another codec's latent
+    with pytest.raises(ValueError, match="512-d"):
+        Synthesizer(**parts)
 
 
 def test_bad_tokens_name_the_utterance(synth):

@@ -141,6 +141,10 @@ class Synthesizer:
         self.vocoder_mel = component_mel_config(vocoder, "vocoder") if vocoder is not None else None
         for name, flow in self.flows.items():
             check_flow_fits(flow, get_condition(name))
+            codec_dim = getattr(flow, "codec_dim", None)
+            if codec is not None and codec_dim is not None and codec_dim != codec.embed_dim:
+                raise ValueError(f"the flow of '{name}' was trained on {codec_dim}-d codec embeddings, "
+                                 f"the codec gives {codec.embed_dim}-d: a flow of another codec?")
             if flow.output == "mel" and vocoder is not None:
                 check_same_mel(component_mel_config(flow, f"flow of '{name}'"), self.vocoder_mel,
                                f"flow of '{name}'", "vocoder")
