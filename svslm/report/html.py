@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from svslm.infer.conditions import REFERENCE_SLUG
 from svslm.report.plots import plot_utterance
-from svslm.report.scores import METRIC_BY_NAME, METRICS, Summary, SystemScores
+from svslm.report.scores import METRIC_BY_NAME, METRICS, Summary, SystemScores, metric_unit
 from svslm.utils.audio import load_wav
 from svslm.utils.fileio import atomic_write_text
 
@@ -67,8 +67,12 @@ def _summary(summary: Summary | None, metric: str) -> str:
     return f"<td>{summary.mean:.{d}f}{ci}</td>"
 
 
-def _metric_header() -> str:
-    return "".join(f"<th>{m.name} {'↑' if m.higher_is_better else '↓'}</th>" for m in METRICS)
+def _metric_header(scores: dict[str, SystemScores]) -> str:
+    cells = []
+    for m in METRICS:
+        unit = metric_unit(m, scores)
+        cells.append(f"<th>{m.name}{f' ({html.escape(unit)})' if unit else ''} {'↑' if m.higher_is_better else '↓'}</th>")
+    return "".join(cells)
 
 
 def write_report(
@@ -94,7 +98,7 @@ def write_report(
         f"<p>{len(utts)} test utterances of <code>{html.escape(manifest['paths']['data_dir'])}</code>"
         + (f"; the first {len(shown)} are shown below" if len(shown) < len(utts) else "")
         + ". Hover over <em>n/a</em> for the reason. Numbers and their provenance: <a href='../RESULTS.md'>RESULTS.md</a>.</p>",
-        "<h2>Summary (mean ± 95% CI)</h2><table><tr><th>System</th>" + _metric_header() + "</tr>",
+        "<h2>Summary (mean ± 95% CI)</h2><table><tr><th>System</th>" + _metric_header(scores) + "</tr>",
     ]
     for label, slug in systems:
         sc = scores.get(slug)
@@ -116,7 +120,7 @@ def write_report(
         parts.append(f"<section id='{html.escape(utt)}'><h3>{html.escape(utt)}</h3>")
         if figure.is_file():
             parts.append(f"<img src='{href('img/' + figure.name)}' alt='mel spectrograms and F0 of {html.escape(utt)}'>")
-        parts.append("<table><tr><th>System</th><th>Audio</th>" + _metric_header() + "</tr>")
+        parts.append("<table><tr><th>System</th><th>Audio</th>" + _metric_header(scores) + "</tr>")
         for label, slug in systems:
             if (label, slug) in present:
                 audio = f"<audio controls preload='none' src='{href(f'../wav/{slug}/{utt}.wav')}'></audio>"

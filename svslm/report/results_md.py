@@ -11,7 +11,7 @@ from typing import Any
 
 from svslm.infer.conditions import CONDITIONS, REFERENCE_SLUG, get_condition
 from svslm.report.published import PUBLISHED, PublishedRow
-from svslm.report.scores import METRICS, Metric, Summary, SystemScores
+from svslm.report.scores import METRICS, Metric, Summary, SystemScores, metric_modes, metric_unit
 
 FINAL_CONDITION = "LM + Flow2 + Voc"  # the paper's full system, compared with others in Table 1
 
@@ -29,15 +29,6 @@ class Notes:
 
     def markdown(self) -> str:
         return "\n".join(f"{i}. {t}" for i, t in enumerate(self.texts, 1))
-
-
-def metric_unit(metric: Metric, scores: dict[str, SystemScores]) -> str:
-    units = {s.metrics[metric.name].unit for s in scores.values() if metric.name in s.metrics} - {""}
-    return sorted(units)[0] if len(units) == 1 else metric.unit
-
-
-def metric_modes(metric: Metric, scores: dict[str, SystemScores]) -> list[str]:
-    return sorted({s.metrics[metric.name].mode for s in scores.values() if metric.name in s.metrics} - {""})
 
 
 def header(scores: dict[str, SystemScores], first: str) -> str:

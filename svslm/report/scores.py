@@ -100,6 +100,17 @@ def system_name(slug_or_name: str) -> tuple[str, str]:
     return slug_or_name, slug_or_name
 
 
+def metric_unit(metric: Metric, scores: dict[str, SystemScores]) -> str:
+    """The unit the scores state for `metric` (all of them if systems disagree), else its default."""
+    units = {s.metrics[metric.name].unit for s in scores.values() if metric.name in s.metrics} - {""}
+    return " / ".join(sorted(units)) if units else metric.unit
+
+
+def metric_modes(metric: Metric, scores: dict[str, SystemScores]) -> list[str]:
+    """The F0/MCD modes the scores of `metric` were computed in."""
+    return sorted({s.metrics[metric.name].mode for s in scores.values() if metric.name in s.metrics} - {""})
+
+
 def load_system_scores(path: Path) -> SystemScores:
     data = json.loads(path.read_text(encoding="utf-8"))
     slug, name = system_name(str(data.get("condition") or path.stem))
