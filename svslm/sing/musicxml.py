@@ -82,9 +82,15 @@ def _first_verse(element: note.GeneralNote) -> str | None:
     return min(lyrics, key=lambda ly: ly.number or 0).text.strip()
 
 
-def _under_slur(element: note.GeneralNote) -> bool:
-    """True when a slur continues onto this note (it lies under a slur that began earlier)."""
-    return any(isinstance(s, spanner.Slur) and not s.isFirst(element) for s in element.getSpannerSites())
+def _slur_spans(part: stream.Part, score: stream.Score) -> list[tuple[float, float]]:
+    """(first, last) note offsets of every slur. music21 keeps only a slur's end notes as its
+    members when it reads MusicXML, so the notes under it are found by offset."""
+    spans = []
+    for slur in part.recurse().getElementsByClass(spanner.Slur):
+        first, last = slur.getFirst(), slur.getLast()
+        if first is not None and last is not None:
+            spans.append((float(first.getOffsetInHierarchy(score)), float(last.getOffsetInHierarchy(score))))
+    return spans
 
 
 def read_musicxml(path: str | Path) -> tuple[list[ScoreNote], list[str]]:
@@ -103,6 +109,7 @@ def read_musicxml(path: str | Path) -> tuple[list[ScoreNote], list[str]]:
         log.info("%s: singing part %d of %d (%s), the first with lyrics", path, part_index + 1, len(parts),
                  parts[part_index].partName or "unnamed")
     extended = _extended_notes(path, part_index)
+    slurs = _slur_spans(parts[part_index], score)
     tempo = _TempoMap(score)
 
     notes: list[ScoreNote] = []
@@ -140,7 +147,8 @@ def read_musicxml(path: str | Path) -> tuple[list[ScoreNote], list[str]]:
                         problems.append(f"{place}: lyric {lyric!r} on a tied note (a lyric without a note of its own)")
                     continue
             in_extender = (_measure_id(measure), position) in extended
-            melisma = lyric is None and (_under_slur(element) or extender_active or in_extender)
+            under_slur = any(first < offset <= last for first, last in slurs)  # not the slur's first note
+            melisma = lyric is None and (under_slur or extender_active or in_extender)
             extender_active = in_extender or (extender_active and lyric is None)
             notes.append(ScoreNote(start, end, element.pitch.midi, lyric, place, melisma=melisma))
     notes.sort(key=lambda n: n.start)  # voices are read one after another; overlaps are then found

@@ -125,7 +125,9 @@ def build_score(
     phones_of_lyric = dict(zip(map(id, sung), lyrics_to_phones([n.lyric for n in sung])))
     out_notes: list[Note] = []
     out_phones: list[Phone] = []
-    syllable: list[str] | None = None  # phones of the syllable being sung (for melisma notes)
+    # Phones of the syllable being sung, continued by melisma notes; [] after a syllable already
+    # reported as a problem, so that its melisma notes do not repeat the report.
+    syllable: list[str] | None = None
     for n in notes:
         if n.end - n.start < 1 / FRAME_RATE - _EPS:
             problems.append(f"{n.place}: lasts {n.end - n.start:.3f} s, shorter than one frame ({1 / FRAME_RATE:.2f} s)")
@@ -138,20 +140,21 @@ def build_score(
         if problem := pitch_problem(midi, key_shift, pitch_range):
             problems.append(f"{n.place}: {problem}")
         if n.melisma or n.lyric == MELISMA:
-            if syllable is None:
-                problems.append(f"{n.place}: a melisma (slurred or extended) note with no syllable before it to continue")
+            if not syllable:
+                if syllable is None:
+                    problems.append(f"{n.place}: a melisma (slurred or extended) note with no syllable before it to continue")
                 continue
             out_notes.append(Note(n.start, n.end, midi, MELISMA, [syllable[-1]], slur=True))
             out_phones.append(Phone(syllable[-1], n.start, n.end, len(out_notes) - 1))
             continue
         if n.lyric is None:
             problems.append(f"{n.place}: a note without a lyric (and not under a slur or a lyric extender)")
-            syllable = None
+            syllable = []
             continue
         phns = phones_of_lyric[id(n)]
         if isinstance(phns, str):
             problems.append(f"{n.place}: {phns}")
-            syllable = None
+            syllable = []
             continue
         syllable = phns
         out_notes.append(Note(n.start, n.end, midi, n.lyric, list(phns)))

@@ -1,0 +1,131 @@
+"""`sing`: a user's score -> a wav sung by a trained recipe run (LM -> flow -> vocoder).
+
+    score file --read_score--> phones --split_phrases--> phrase phones
+        --Synthesizer.synthesize (LM decode, flow, vocoder; svslm/infer/pipeline.py)--> phrase wavs
+        --join_phrases--> song wav
+
+The trained parts are found where the recipe's stages wrote them for run `tag` under
+`recipe_dir` (docs/formats.md); the score is read and checked, and the voice chosen, before any
+model is loaded, so a bad score or singer fails in a second.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from svslm.infer.conditions import get_condition
+from svslm.infer.config import InferConfig
+from svslm.sing.phrases import join_phrases, split_phrases
+from svslm.sing.prompt import prompt_length, recording_prompt, singer_prompt
+from svslm.sing.reader import read_score
+from svslm.sing.score import ScoreConfig
+from svslm.tokenize.svs_lb import FRAME_RATE
+from svslm.utils.audio import save_wav
+from svslm.utils.config import load_config
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+SVSLM_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding conf/
+
+
+@dataclass
+class SingConfig:
+    """conf/sing/*.yaml."""
+
+    infer_config: str = "conf/infer/tiny.yaml"  # stage 6 config: each condition's flow directory, flow steps, guidance, svs_lb layout
+    max_phrase_seconds: float = 8.0  # longer scores are cut inside silences into phrases at most this long
+    crossfade_seconds: float = 0.04  # consecutive phrases overlap this long inside the silence they are cut in
+    pitch_margin: int = 0  # semitones the model may sing beyond the pitch range of its training scores
+    score: ScoreConfig = field(default_factory=ScoreConfig)  # how notes become phones
+
+
+def resolve_conf_path(path: str | Path) -> Path:
+    """A config path as given, else relative to the svslm checkout (so `conf/...` works from a recipe dir)."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    return SVSLM_ROOT / path
+
+
+def training_pitch_range(score_json: Path, margin: int) -> tuple[int, int] | None:
+    """Lowest and highest sung MIDI pitch of the training scores, widened by `margin` semitones:
+    the pitches the model has learnt (None, with a warning, when stage 1's score.json is absent)."""
+    if not score_json.is_file():
+        log.warning("%s not found: the score's pitches are not checked against the model's range", score_json)
+        return None
+    utts = json.loads(score_json.read_text(encoding="utf-8"))["utts"].values()
+    pitches = [n["midi"] for u in utts for n in u["notes"] if n["midi"] > 0]
+    return min(pitches) - margin, max(pitches) + margin
+
+
+def sing(
+    score_path: str | Path,
+    singer: str | None = None,
+    out: str | Path | None = "out.wav",
+    recipe_dir: str | Path = ".",
+    tag: str = "mini",
+    condition: str = "LM + Flow2 + Voc",
+    reference_wav: str | Path | None = None,
+    key_shift: int = 0,
+    tempo_scale: float = 1.0,
+    flow_steps: int | None = None,
+    seed: int = 0,
+    config: SingConfig | str | Path | None = None,
+    lyrics: str | Path | None = None,
+    utt: str | None = None,
+    synthesizer=None,
+) -> np.ndarray:
+    """Sing `score_path` (MusicXML, MIDI or an Opencpop transcription line) and write `out`.
+
+    The voice is training singer `singer` or the recording `reference_wav` (exactly one).
+    `key_shift`: semitones; `tempo_scale`: > 1 faster; `flow_steps`: Euler steps of the flow
+    (default: the infer config's); `lyrics`: a lyric text for a MIDI file; `utt`: the line of a
+    transcriptions.txt; `synthesizer`: an already loaded `svslm.infer.pipeline.Synthesizer`
+    (default: loaded from the recipe run). Returns the float32 16 kHz waveform (also written to
+    `out` unless it is None), of the score's length: round(end * 50) * 320 samples.
+    """
+    if (singer is None) == (reference_wav is None):
+        raise ValueError("give exactly one voice: a training singer id or a reference recording")
+    if not isinstance(config, SingConfig):
+        config = load_config(resolve_conf_path(config or "conf/sing/tiny.yaml"), SingConfig)
+    recipe_dir = Path(recipe_dir)
+    data_dir, dump_dir = recipe_dir / "data", recipe_dir / "dump"
+    cond = get_condition(condition)
+
+    pitch_range = training_pitch_range(data_dir / "train" / "score.json", config.pitch_margin)
+    score = read_score(score_path, config.score, key_shift, tempo_scale, pitch_range, lyrics, utt)
+    overlap = max(1, round(config.crossfade_seconds * FRAME_RATE))
+    phrases = split_phrases(score["phones"], config.max_phrase_seconds, overlap)
+    log.info("%s: %d notes, %.2f s, %d phrase(s)", score_path, len(score["notes"]), score["phones"][-1]["end"], len(phrases))
+    prompt = singer_prompt(singer, data_dir, dump_dir) if singer is not None else None
+
+    if synthesizer is None:
+        from svslm.infer.pipeline import RecipePaths, Synthesizer
+
+        infer_config = load_config(resolve_conf_path(config.infer_config), InferConfig)
+        exp = recipe_dir / "exp"
+        paths = RecipePaths(dump_dir, exp / "lm" / tag, exp / "flow" / tag, exp / "vocoder" / tag)
+        synthesizer = Synthesizer.from_recipe(paths, infer_config, [cond.name], need_lm_model=True)
+    if prompt is None:
+        from svslm.tokenize.ssl import load_ssl_tokenizer
+
+        ssl = load_ssl_tokenizer(dump_dir / "tokenizers" / "ssl")
+        prompt = recording_prompt(reference_wav, synthesizer.codec, ssl, prompt_length(dump_dir))
+    log.info("voice: %s (prompt of %d frames)", prompt.source, len(prompt.tokens))
+
+    wavs = []
+    for k, phrase in enumerate(phrases):
+        log.info("phrase %d/%d: %.2f s", k + 1, len(phrases), phrase.n_frames / FRAME_RATE)
+        wavs.append(synthesizer.synthesize(phrase.phones, prompt.tokens, cond.name, n_flow_steps=flow_steps,
+                                           seed=seed, prompt_audio=prompt.audio))
+    song = join_phrases(phrases, wavs, overlap)
+    if out is not None:
+        save_wav(out, song, SAMPLE_RATE)
+        log.info("wrote %s (%.2f s)", out, len(song) / SAMPLE_RATE)
+    return song
+
