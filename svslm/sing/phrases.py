@@ -40,9 +40,10 @@ class Phrase:
 
 
 def _cut_points(phones: list[dict], bounds: list[tuple[int, int]], overlap: int) -> list[int]:
-    """Frames where a phrase may end: inside a silence, leaving a frame of it on each side of the overlap."""
+    """Frames where a phrase may end: inside a silence between sung phones (a leading or trailing
+    one would make a phrase of silence), leaving a frame of it on each side of the overlap."""
     cuts = []
-    for p, (a, b) in zip(phones, bounds):
+    for p, (a, b) in list(zip(phones, bounds))[1:-1]:
         if p["phn"] == REST and b - a >= overlap + 2:
             cuts.append(a + (b - a - overlap) // 2)
     return cuts

@@ -1,0 +1,189 @@
+"""`svslm sing` glue: phrase splitting and joining, speaker prompts, `sing()` and the CLI.
+
+Synthesis goes through a stand-in with `Synthesizer.synthesize`'s interface whose audio is, per
+frame, the frame's MIDI pitch of the phrase it was given: the joined song then shows, sample by
+sample, whether every phrase landed where the score puts it.
+"""
+from __future__ import annotations
+
+import json
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile as sf
+from music21 import meter, note, stream, tempo
+
+from svslm.bin.sing import main as sing_main
+from svslm.sing import sing
+from svslm.sing.phrases import HOP, join_phrases, split_phrases
+from svslm.sing.prompt import UnknownSingerError
+from svslm.sing.score import ScoreError, ScoreNote, build_score
+from svslm.sing.synthesize import SingConfig
+from svslm.tokenize.codec import CodecConfig, MiniCodec
+from svslm.tokenize.ssl import SSLConfig, SSLTokenizer
+from svslm.tokenize.svs_lb import phones_to_frames
+from svslm.utils.mel import MelConfig
+
+P = 30  # prompt frames of the fake recipe
+
+
+class PitchSynthesizer:
+    """Stand-in for svslm.infer.pipeline.Synthesizer: each frame sounds its MIDI pitch / 100."""
+
+    def __init__(self, codec=None):
+        self.codec = codec
+        self.calls = []
+
+    def synthesize(self, phones, prompt, condition="LM + Flow2 + Voc", n_flow_steps=None, guidance=None, seed=0,
+                   prompt_audio=None):
+        self.calls.append(dict(phones=phones, prompt=prompt, condition=condition, n_flow_steps=n_flow_steps,
+                               seed=seed, prompt_audio=prompt_audio))
+        _, midi = phones_to_frames(phones)
+        return np.repeat(midi.astype(np.float32) / 100, HOP)
+
+
+def song_score(pieces):
+    """(seconds, lyric | 'SP', midi) pieces one after another -> score.json entry."""
+    notes, t = [], 0.0
+    for k, (seconds, lyric, midi) in enumerate(pieces):
+        notes.append(ScoreNote(t, t + seconds, midi, lyric, f"note {k}"))
+        t += seconds
+    return build_score(notes, "test")
+
+
+SONG = [(2.0, "la", 60), (1.0, "SP", 0), (2.0, "li", 62), (0.5, "SP", 0), (2.0, "lu", 64), (0.3, "SP", 0)]
+
+
+def test_phrases_are_cut_inside_silences_and_join_back_to_the_song():
+    score = song_score(SONG)
+    song_phns, song_midi = phones_to_frames(score["phones"])
+    phrases = split_phrases(score["phones"], max_seconds=3.2, overlap=2)
+    assert len(phrases) == 3
+    assert phrases[0].start == 0 and phrases[-1].end == len(song_phns) == 390
+    for k, phrase in enumerate(phrases):
+        assert phrase.n_frames <= 160
+        phns, midi = phones_to_frames(phrase.phones)  # each phrase keeps the song's frames exactly
+        assert phns == song_phns[phrase.start:phrase.end] and (midi == song_midi[phrase.start:phrase.end]).all()
+        if k:  # the overlap with the phrase before lies inside a silence
+            assert set(song_phns[phrase.start:phrases[k - 1].end]) == {"SP"}
+    synth = PitchSynthesizer()
+    wavs = [synth.synthesize(p.phones, None) for p in phrases]
+    song = join_phrases(phrases, wavs, overlap=2)
+    assert len(song) == 390 * HOP
+    np.testing.assert_allclose(song, np.repeat(song_midi / 100, HOP), atol=1e-6)
+
+
+def test_crossfade_is_smooth_where_phrases_overlap():
+    score = song_score(SONG)
+    phrases = split_phrases(score["phones"], max_seconds=3.2, overlap=2)
+    ones = [np.ones(p.n_frames * HOP, dtype=np.float32) for p in phrases]
+    song = join_phrases(phrases, ones, overlap=2)
+    np.testing.assert_allclose(song, 1.0, atol=1e-6)  # complementary gains: constant through each overlap
+
+
+def test_a_stretch_without_silence_stays_one_phrase():
+    score = song_score([(4.0, "la", 60), (0.5, "SP", 0)])
+    phrases = split_phrases(score["phones"], max_seconds=2.0, overlap=2)
+    assert [(p.start, p.end) for p in phrases] == [(0, 225)]
+
+
+# ---- sing() on a fake recipe directory ----------------------------------------------------------
+@pytest.fixture
+def recipe(tmp_path):
+    """data/train (two singers) and dump/train (codec_ssl frames, prompts) as stages 1-2 write them."""
+    data, dump = tmp_path / "data" / "train", tmp_path / "dump" / "train"
+    data.mkdir(parents=True)
+    dump.mkdir(parents=True)
+    lengths = {"alto#001": 40, "alto#002": 60, "bass#001": 50}
+    (data / "spk2utt").write_text("alto alto#001 alto#002\nbass bass#001\n")
+    score = {"version": 1, "utts": {u: {"notes": [{"midi": m}, {"midi": 0}], "phones": []}
+                                    for u, m in zip(lengths, (55, 72, 60))}}
+    (data / "score.json").write_text(json.dumps(score))
+    frames = {u: np.full((n, 9), i, dtype=np.int32) + np.arange(n, dtype=np.int32)[:, None]
+              for i, (u, n) in enumerate(lengths.items())}
+    kaldiio.save_ark(str(dump / "codec_ssl.ark"), frames, scp=str(dump / "codec_ssl.scp"), write_function="numpy")
+    prompts = {u: np.zeros((P, 9), dtype=np.int32) for u in lengths}
+    kaldiio.save_ark(str(dump / "prompt.ark"), prompts, scp=str(dump / "prompt.scp"), write_function="numpy")
+    (dump / "utt2num_frames").write_text("".join(f"{u} {n}\n" for u, n in lengths.items()))
+    return tmp_path
+
+
+def write_song(path):
+    score = stream.Score()
+    part = stream.Part()
+    for number, items in enumerate([[("C4", 2, "我"), ("rest", 2, None)], [("D4", 2, "们"), ("rest", 2, None)]], 1):
+        measure = stream.Measure(number=number)
+        if number == 1:
+            measure.insert(0, meter.TimeSignature("4/4"))
+            measure.insert(0, tempo.MetronomeMark(number=120))
+        for pitch, ql, lyric in items:
+            element = note.Rest(quarterLength=ql) if pitch == "rest" else note.Note(pitch, quarterLength=ql)
+            if lyric:
+                element.lyric = lyric
+            measure.append(element)
+        part.append(measure)
+    score.insert(0, part)
+    score.write("musicxml", fp=str(path))
+    return path
+
+
+CONFIG = SingConfig(max_phrase_seconds=3.0)
+
+
+def test_sing_writes_the_song_with_the_singers_prompt(recipe, tmp_path):
+    synth = PitchSynthesizer()
+    out = tmp_path / "song.wav"
+    wav = sing(write_song(tmp_path / "s.musicxml"), "alto", out, recipe_dir=recipe, flow_steps=3, seed=7,
+               key_shift=2, config=CONFIG, synthesizer=synth)
+    audio, sr = sf.read(out)
+    assert sr == 16000 and len(audio) == len(wav) == 200 * HOP  # 4 s score
+    assert len(synth.calls) == 2  # cut in the first rest
+    call = synth.calls[0]
+    assert (call["condition"], call["n_flow_steps"], call["seed"]) == ("LM + Flow2 + Voc", 3, 7)
+    # The prompt is alto's longest utterance (alto#002: 60 frames of value 1 + frame index), cropped to P.
+    np.testing.assert_array_equal(call["prompt"], 1 + np.arange(P)[:, None] * np.ones((1, 9), dtype=np.int32))
+    assert wav[10 * HOP] == pytest.approx(0.62) and wav[110 * HOP] == pytest.approx(0.64)  # key shift +2
+    assert np.abs(wav[60 * HOP:90 * HOP]).max() == 0.0  # the rest between the phrases
+
+
+def test_sing_with_a_reference_recording(recipe, tmp_path):
+    rng = np.random.default_rng(0)
+    mel = MelConfig()
+    codec = MiniCodec(rng.normal(size=(8, 4, mel.n_mels)).astype(np.float32), mel, CodecConfig(codebook_size=4))
+    ssl = SSLTokenizer(SSLConfig(n_clusters=5), rng.normal(size=(5, 39)).astype(np.float32))
+    ssl.save(recipe / "dump" / "tokenizers" / "ssl")
+    ref = tmp_path / "me.wav"
+    sf.write(ref, 0.1 * rng.normal(size=16000 // 5).astype(np.float32), 16000)  # 0.2 s: 10 frames, tiled to P
+    synth = PitchSynthesizer(codec)
+    sing(write_song(tmp_path / "s.musicxml"), None, None, recipe_dir=recipe, reference_wav=ref, config=CONFIG,
+         synthesizer=synth)
+    prompt = synth.calls[0]["prompt"]
+    assert prompt.shape == (P, 9) and prompt.dtype == np.int32
+    audio = sf.read(ref, dtype="float32")[0]
+    n = min(len(codec.encode(audio)), len(ssl.encode(audio)))
+    np.testing.assert_array_equal(prompt[:n, 0], ssl.encode(audio)[:n])  # column 0: SSL ids
+    np.testing.assert_array_equal(prompt[:n, 1:], codec.encode(audio)[:n])  # columns 1..8: codec ids
+    np.testing.assert_array_equal(prompt[n:2 * n], prompt[:n])  # tiled
+    assert synth.calls[0]["prompt_audio"] is not None
+
+
+def test_unknown_singer_and_out_of_range_notes_fail_before_synthesis(recipe, tmp_path):
+    synth = PitchSynthesizer()
+    song = write_song(tmp_path / "s.musicxml")
+    with pytest.raises(UnknownSingerError, match="unknown singer 'tenor'; the training data has: alto, bass"):
+        sing(song, "tenor", None, recipe_dir=recipe, config=CONFIG, synthesizer=synth)
+    # The training scores span MIDI 55..72: C4 + 18 = F#5 (78) is out of range.
+    with pytest.raises(ScoreError, match="measure 1, note 1: pitch F#5 \\(78\\) after the key shift of \\+18"):
+        sing(song, "alto", None, recipe_dir=recipe, key_shift=18, config=CONFIG, synthesizer=synth)
+    assert synth.calls == []
+
+
+def test_cli_reports_score_problems_and_unknown_singers(recipe, tmp_path, capsys):
+    song = write_song(tmp_path / "s.musicxml")
+    out = tmp_path / "out.wav"
+    assert sing_main([str(song), "--singer", "tenor", "--out", str(out), "--recipe_dir", str(recipe)]) == 1
+    assert "the training data has: alto, bass" in capsys.readouterr().err
+    assert sing_main([str(song), "--singer", "alto", "--out", str(out), "--recipe_dir", str(recipe),
+                      "--key_shift", "-12"]) == 1
+    assert "2 problem(s) in the score" in capsys.readouterr().err and not out.exists()
