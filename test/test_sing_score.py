@@ -5,12 +5,15 @@ frames `phones_to_frames` makes of the result (50 fps), at positions the score f
 """
 from __future__ import annotations
 
+import json
+
 import mido
 import pytest
 from music21 import chord, meter, note, spanner, stream, tempo, tie
 
+from svslm.sing.durations import read_consonant_table, training_consonant_table
 from svslm.sing.reader import read_score
-from svslm.sing.score import ScoreConfig, ScoreError
+from svslm.sing.score import ScoreConfig, ScoreError, ScoreNote, build_score
 from svslm.tokenize.svs_lb import phones_to_frames
 
 CONSONANT_FRAMES = 4  # ScoreConfig's 0.08 s initial, on notes long enough that the share does not bind
@@ -264,3 +267,27 @@ def test_opencpop_line_keeps_its_phone_durations(tmp_path):
     assert (phns[115], midi[115]) == ("ao", 66) and phns[150] == "AP"
     with pytest.raises(ScoreError, match="note 3 \\(ao\\): pitch"):
         read_score(path, utt="2001000001", pitch_range=(60, 63))
+
+
+# ---- initial durations ---------------------------------------------------------------------------
+def test_initial_durations_from_a_table_or_the_training_scores(tmp_path):
+    table_file = tmp_path / "durations.txt"
+    table_file.write_text("# initial seconds\ns 0.15\nb 0.03\n", encoding="utf-8")
+    table = read_consonant_table(table_file)
+    assert table == {"s": 0.15, "b": 0.03}
+    notes = [ScoreNote(0.0, 1.0, 60, "三", "n1"), ScoreNote(1.0, 2.0, 62, "八", "n2"),
+             ScoreNote(2.0, 3.0, 64, "是", "n3"), ScoreNote(3.0, 3.25, 65, "四", "n4")]
+    entry = build_score(notes, "t", consonant_table=table)
+    initials = [(p["phn"], round(p["end"] - p["start"], 4)) for p in entry["phones"] if p["phn"] in ("s", "b", "sh")]
+    # s and b from the table, sh (not in it) the fixed 0.08 s, the last s capped at 40% of 0.25 s.
+    assert initials == [("s", 0.15), ("b", 0.03), ("sh", 0.08), ("s", 0.1)]
+
+    table_file.write_text("s 0.1\nSP 0.2\nx fast\nb\n", encoding="utf-8")
+    with pytest.raises(ValueError) as err:
+        read_consonant_table(table_file)
+    assert [line.split(": ")[0].rsplit(":", 1)[1] for line in str(err.value).splitlines()[1:]] == ["2", "3", "4"]
+
+    phones = [{"phn": "s", "start": 0, "end": d} for d in (0.1, 0.2, 0.3, 0.4, 0.5)] + \
+             [{"phn": "b", "start": 0, "end": 0.05}] * 4 + [{"phn": "a", "start": 0, "end": 1.0}] * 9
+    (tmp_path / "score.json").write_text(json.dumps({"version": 1, "utts": {"u": {"notes": [], "phones": phones}}}))
+    assert training_consonant_table(tmp_path / "score.json") == {"s": pytest.approx(0.3)}  # b: too few to trust

@@ -37,8 +37,8 @@ class PitchSynthesizer:
 
     def synthesize(self, phones, prompt, condition="LM + Flow2 + Voc", n_flow_steps=None, guidance=None, seed=0,
                    prompt_audio=None):
-        self.calls.append(dict(phones=phones, prompt=prompt, condition=condition, n_flow_steps=n_flow_steps,
-                               seed=seed, prompt_audio=prompt_audio))
+        self.calls.append({"phones": phones, "prompt": prompt, "condition": condition, "n_flow_steps": n_flow_steps,
+                           "seed": seed, "prompt_audio": prompt_audio})
         _, midi = phones_to_frames(phones)
         return np.repeat(midi.astype(np.float32) / 100, HOP)
 

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flow_steps", type=int, default=None, help="Euler steps of the flow (default: the infer config's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the LM sampling and the flow noise")
     parser.add_argument("--lyrics", default=None, help="MIDI only: lyric text, one syllable per note (characters or pinyin; '-' = melisma)")
+    parser.add_argument("--durations", default=None,
+                        help="table of initial (consonant) durations, lines '<initial> <seconds>' (default: medians of the training scores)")
     parser.add_argument("--utt", default=None, help="transcriptions.txt only: the utterance to sing when it has several lines")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sing(args.score, args.singer, args.out, recipe_dir=args.recipe_dir, tag=args.tag, condition=args.condition,
              reference_wav=args.reference_wav, key_shift=args.key_shift, tempo_scale=args.tempo_scale,
-             flow_steps=args.flow_steps, seed=args.seed, config=args.config, lyrics=args.lyrics, utt=args.utt)
+             flow_steps=args.flow_steps, seed=args.seed, config=args.config, lyrics=args.lyrics, utt=args.utt,
+             durations=args.durations)
     except (ValueError, FileNotFoundError) as err:  # bad score, singer, config, condition or missing model part
         if args.verbose:
             raise

@@ -24,8 +24,8 @@ def _pick_line(path: Path, utt: str | None) -> tuple[str, str]:
         return chosen[0]
     if len(lines) != 1:
         ids = [line.split("|", 1)[0].strip() for line, _ in lines]
-        raise ScoreError(str(path), [f"{len(lines)} lines; choose one with --utt ({', '.join(ids[:10])}"
-                                     f"{', ...' if len(ids) > 10 else ''})"])
+        more = ", ..." if len(ids) > 10 else ""
+        raise ScoreError(str(path), [f"{len(lines)} lines; choose one with --utt ({', '.join(ids[:10])}{more})"])
     return lines[0]
 
 

@@ -25,7 +25,7 @@ HOP = 320  # samples per frame at 16 kHz
 
 def _frame(t: float) -> int:
     """A boundary in seconds -> frames, rounded as `phones_to_frames` rounds it (half up)."""
-    return int(math.floor(t * FRAME_RATE + 0.5))
+    return math.floor(t * FRAME_RATE + 0.5)
 
 
 @dataclass

@@ -21,12 +21,14 @@ def read_score(
     pitch_range: tuple[int, int] | None = None,
     lyrics: str | Path | None = None,
     utt: str | None = None,
+    consonant_table: dict[str, float] | None = None,
 ) -> dict:
     """`{"notes": [...], "phones": [...]}` (one score.json entry) of a MusicXML, MIDI or Opencpop
     transcription file; every problem of the score is raised together as a ScoreError.
 
     `lyrics`: a lyric text for a MIDI file (one syllable per note); `utt`: the line of a
-    transcriptions.txt to sing when it holds several.
+    transcriptions.txt to sing when it holds several; `consonant_table`: seconds per initial
+    (svslm.sing.durations; an Opencpop line has its own phone durations).
     """
     path = Path(path)
     if not path.is_file():
@@ -43,4 +45,4 @@ def read_score(
     else:
         known = ", ".join(MUSICXML_SUFFIXES + MIDI_SUFFIXES + OPENCPOP_SUFFIXES)
         raise ScoreError(str(path), [f"unknown score format {suffix!r} (known: {known})"])
-    return build_score(notes, str(path), config, problems, key_shift, tempo_scale, pitch_range)
+    return build_score(notes, str(path), config, problems, key_shift, tempo_scale, pitch_range, consonant_table)

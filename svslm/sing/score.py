@@ -29,8 +29,8 @@ _EPS = 1e-4  # s: times closer than this are the same instant (0.1 ms, the time 
 class ScoreConfig:
     """How notes become phones (the `score` section of conf/sing/*.yaml)."""
 
-    consonant_seconds: float = 0.08  # s: an initial (consonant) lasts at most this long ...
-    consonant_max_share: float = 0.4  # ... and at most this share of its note; the final takes the rest
+    consonant_seconds: float = 0.08  # s: an initial (consonant) lasts this long, unless a table gives its own (svslm.sing.durations) ...
+    consonant_max_share: float = 0.4  # ... but at most this share of its note; the final takes the rest
     midi_min_rest: float = 0.05  # s: a silence between MIDI notes shorter than this lengthens the note before it
 
 
@@ -72,9 +72,14 @@ def pitch_problem(midi: int, key_shift: int, pitch_range: tuple[int, int] | None
             f"{midi_name(pitch_range[0])} .. {midi_name(pitch_range[1])}")
 
 
-def consonant_split(duration: float, config: ScoreConfig) -> float:
-    """Seconds of the initial of a note lasting `duration`: min(fixed length, share of the note)."""
-    return min(config.consonant_seconds, config.consonant_max_share * duration)
+def consonant_split(
+    duration: float, initial: str, config: ScoreConfig, table: dict[str, float] | None = None
+) -> float:
+    """Seconds of `initial` on a note lasting `duration`: min(its duration, a share of the note).
+
+    Its duration is `table[initial]` (svslm.sing.durations), else `config.consonant_seconds`."""
+    seconds = (table or {}).get(initial, config.consonant_seconds)
+    return min(seconds, config.consonant_max_share * duration)
 
 
 def _timed(notes: list[ScoreNote], tempo_scale: float, problems: list[str]) -> list[ScoreNote]:
@@ -106,12 +111,14 @@ def build_score(
     key_shift: int = 0,
     tempo_scale: float = 1.0,
     pitch_range: tuple[int, int] | None = None,
+    consonant_table: dict[str, float] | None = None,
 ) -> dict:
     """The score.json entry `{"notes", "phones"}` of `notes`, or a ScoreError listing every problem.
 
     `key_shift`: semitones added to every sung note; `tempo_scale`: > 1 sings faster (every time
     is divided by it); `pitch_range`: the lowest and highest MIDI pitch the model can sing, after
-    the key shift (None: not checked). `reader_problems` are the reader's own, reported together.
+    the key shift (None: not checked); `consonant_table`: seconds per initial (`consonant_split`).
+    `reader_problems` are the reader's own, reported together.
     """
     config = config or ScoreConfig()
     problems = list(reader_problems or [])
@@ -158,8 +165,9 @@ def build_score(
             continue
         syllable = phns
         out_notes.append(Note(n.start, n.end, midi, n.lyric, list(phns)))
-        boundary = n.start + consonant_split(n.end - n.start, config) if len(phns) == 2 else n.start
-        if len(phns) == 2:
+        boundary = n.start
+        if len(phns) == 2:  # [initial, final]
+            boundary += consonant_split(n.end - n.start, phns[0], config, consonant_table)
             out_phones.append(Phone(phns[0], n.start, boundary, len(out_notes) - 1))
         out_phones.append(Phone(phns[-1], boundary, n.end, len(out_notes) - 1))
     if problems:

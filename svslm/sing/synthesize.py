@@ -19,6 +19,7 @@ import numpy as np
 
 from svslm.infer.conditions import get_condition
 from svslm.infer.config import InferConfig
+from svslm.sing.durations import read_consonant_table, training_consonant_table
 from svslm.sing.phrases import join_phrases, split_phrases
 from svslm.sing.prompt import prompt_length, recording_prompt, singer_prompt
 from svslm.sing.reader import read_score
@@ -41,6 +42,7 @@ class SingConfig:
     max_phrase_seconds: float = 8.0  # longer scores are cut inside silences into phrases at most this long
     crossfade_seconds: float = 0.04  # consecutive phrases overlap this long inside the silence they are cut in
     pitch_margin: int = 0  # semitones the model may sing beyond the pitch range of its training scores
+    consonants_from_training: bool = True  # initials last their median duration in the training scores (svslm.sing.durations)
     score: ScoreConfig = field(default_factory=ScoreConfig)  # how notes become phones
 
 
@@ -78,6 +80,7 @@ def sing(
     config: SingConfig | str | Path | None = None,
     lyrics: str | Path | None = None,
     utt: str | None = None,
+    durations: str | Path | None = None,
     synthesizer=None,
 ) -> np.ndarray:
     """Sing `score_path` (MusicXML, MIDI or an Opencpop transcription line) and write `out`.
@@ -85,7 +88,7 @@ def sing(
     The voice is training singer `singer` or the recording `reference_wav` (exactly one).
     `key_shift`: semitones; `tempo_scale`: > 1 faster; `flow_steps`: Euler steps of the flow
     (default: the infer config's); `lyrics`: a lyric text for a MIDI file; `utt`: the line of a
-    transcriptions.txt; `synthesizer`: an already loaded `svslm.infer.pipeline.Synthesizer`
+    transcriptions.txt; `durations`: a table of initial durations (svslm.sing.durations); `synthesizer`: an already loaded `svslm.infer.pipeline.Synthesizer`
     (default: loaded from the recipe run). Returns the float32 16 kHz waveform (also written to
     `out` unless it is None), of the score's length: round(end * 50) * 320 samples.
     """
@@ -97,8 +100,14 @@ def sing(
     data_dir, dump_dir = recipe_dir / "data", recipe_dir / "dump"
     cond = get_condition(condition)
 
-    pitch_range = training_pitch_range(data_dir / "train" / "score.json", config.pitch_margin)
-    score = read_score(score_path, config.score, key_shift, tempo_scale, pitch_range, lyrics, utt)
+    train_score = data_dir / "train" / "score.json"
+    pitch_range = training_pitch_range(train_score, config.pitch_margin)
+    consonant_table = None
+    if durations is not None:
+        consonant_table = read_consonant_table(durations)
+    elif config.consonants_from_training and train_score.is_file():
+        consonant_table = training_consonant_table(train_score)
+    score = read_score(score_path, config.score, key_shift, tempo_scale, pitch_range, lyrics, utt, consonant_table)
     overlap = max(1, round(config.crossfade_seconds * FRAME_RATE))
     phrases = split_phrases(score["phones"], config.max_phrase_seconds, overlap)
     log.info("%s: %d notes, %.2f s, %d phrase(s)", score_path, len(score["notes"]), score["phones"][-1]["end"], len(phrases))
