@@ -255,6 +255,43 @@ def flow_needs_prompt(paths: RecipePaths, cc: ConditionConfig) -> bool:
 
 
 # ---- the stage -------------------------------------------------------------------------------------
+def plan_condition(
+    cc: ConditionConfig, config: InferConfig, paths: RecipePaths, inputs: SplitInputs, scp: dict[str, Path],
+    out_dir: Path,
+) -> tuple[dict[str, Any], list[Item]]:
+    """The manifest record of one condition and the utterances it still has to render.
+
+    status: "failed" / "skipped" (optional) when a component or split file is missing, else "done"
+    (per-utterance problems go to `errors`)."""
+    cond = get_condition(cc.name)
+    needs_prompt = cond.uses_flow and flow_needs_prompt(paths, cc)
+    rec: dict[str, Any] = {
+        "name": cond.name, "slug": cond.slug, "description": cond.description, "wav_dir": f"wav/{cond.slug}",
+        "flow_tag": cc.flow_tag or None, "components": components_of(cond, cc, paths, scp), "errors": [],
+    }
+    if cond.uses_flow:
+        n_steps, guidance, seed = config.sampling(cond.name)
+        rec.update(n_steps=n_steps, guidance=guidance, seed=seed, batch_size=config.batch_size)
+    missing = paths.missing(cond, cc) + split_input_problems(cond, inputs, scp, needs_prompt)
+    if missing:
+        rec.update(status="skipped" if cc.optional else "failed", reason="missing " + "; ".join(missing))
+        if cc.optional:
+            log.warning("'%s' skipped (optional): %s", cond.name, rec["reason"])
+        return rec, []
+    wav_dir = out_dir / "wav" / cond.slug
+    items = []
+    for utt in inputs.utts:
+        if (wav_dir / f"{utt}.wav").exists():
+            continue  # complete: wavs are written atomically
+        item = item_for(cond, utt, inputs, needs_prompt)
+        if isinstance(item, str):
+            rec["errors"].append({"utt": utt, "error": item})
+        else:
+            items.append(item)
+    rec.update(status="done", n_utts=len(inputs.utts), n_existing=len(inputs.utts) - len(items) - len(rec["errors"]))
+    return rec, items
+
+
 def run_inference(
     config: InferConfig,
     config_path: str,
@@ -290,45 +327,18 @@ def run_inference(
     problems: list[str] = []
     records: dict[str, dict[str, Any]] = {}
     tasks: list[tuple[str, list[Item]]] = []
-    ready: list[str] = []
     for cc in selected:
-        cond = get_condition(cc.name)
-        needs_prompt = cond.uses_flow and flow_needs_prompt(paths, cc)
-        n_steps, guidance, seed = config.sampling(cond.name)
-        rec: dict[str, Any] = {
-            "name": cond.name, "slug": cond.slug, "description": cond.description, "wav_dir": f"wav/{cond.slug}",
-            "flow_tag": cc.flow_tag or None, "components": components_of(cond, cc, paths, scp), "errors": [],
-        }
-        if cond.uses_flow:
-            rec.update(n_steps=n_steps, guidance=guidance, seed=seed, batch_size=config.batch_size)
-        records[cond.name] = rec
-        missing = paths.missing(cond, cc) + split_input_problems(cond, inputs, scp, needs_prompt)
-        if missing:
-            rec.update(status="skipped" if cc.optional else "failed", reason="missing " + "; ".join(missing))
-            if cc.optional:
-                log.warning("'%s' skipped (optional): %s", cond.name, rec["reason"])
-            else:
-                problems.append(f"'{cond.name}': {rec['reason']}")
-            continue
-        wav_dir = out_dir / "wav" / cond.slug
-        items = []
-        for utt in inputs.utts:
-            if (wav_dir / f"{utt}.wav").exists():
-                continue
-            item = item_for(cond, utt, inputs, needs_prompt)
-            if isinstance(item, str):
-                rec["errors"].append({"utt": utt, "error": item})
-            else:
-                items.append(item)
-        rec.update(status="done", n_utts=len(inputs.utts), n_existing=len(inputs.utts) - len(items) - len(rec["errors"]))
+        rec, items = plan_condition(cc, config, paths, inputs, scp, out_dir)
+        records[cc.name] = rec
+        if rec["status"] == "failed":
+            problems.append(f"'{cc.name}': {rec['reason']}")
         # Similar lengths share a batch, so padding stays small.
         items.sort(key=lambda it: (inputs.durations.get(it.utt, 0.0), it.utt))
-        for i in range(0, len(items), config.batch_size):
-            tasks.append((cond.name, items[i : i + config.batch_size]))
-        ready.append(cond.name)
+        tasks += [(cc.name, items[i : i + config.batch_size]) for i in range(0, len(items), config.batch_size)]
 
     ref_errors = link_references(inputs, out_dir / "wav" / REFERENCE_SLUG)
-    results = _execute(tasks, paths, config, ready, out_dir, nj) if tasks else []
+    to_load = list(dict.fromkeys(name for name, _ in tasks))  # conditions with work left
+    results = _execute(tasks, paths, config, to_load, out_dir, min(nj, len(tasks))) if tasks else []
 
     timing = {name: {"compute_seconds": 0.0, "audio_seconds": 0.0, "n_rendered": 0} for name in records}
     for res in results:
