@@ -7,14 +7,25 @@ sample, whether every phrase landed where the score puts it.
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import kaldiio
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from music21 import meter, note, stream, tempo
 
+from svslm.bin.lm_make_pretrained import pretrained_token_list
 from svslm.bin.sing import main as sing_main
+from svslm.data.phonemes import PHONEMES
+from svslm.flow.model import FlowModel
+from svslm.flow.train import FlowTrainConfig
+from svslm.lm.checkpoint import save_checkpoint
+from svslm.lm.fixtures import SVS_MARKERS, codec_ssl_tokens, tiny_lm_config
+from svslm.lm.model import SpeechLM
+from svslm.lm.vocab import Vocabulary
 from svslm.sing import sing
 from svslm.sing.phrases import HOP, join_phrases, split_phrases
 from svslm.sing.prompt import UnknownSingerError
@@ -22,10 +33,14 @@ from svslm.sing.score import ScoreError, ScoreNote, build_score
 from svslm.sing.synthesize import SingConfig
 from svslm.tokenize.codec import CodecConfig, MiniCodec
 from svslm.tokenize.ssl import SSLConfig, SSLTokenizer
-from svslm.tokenize.svs_lb import phones_to_frames
+from svslm.tokenize.svs_lb import build_token_list, phones_to_frames
+from svslm.utils.config import load_config
 from svslm.utils.mel import MelConfig
+from svslm.vocoder.config import VocoderConfig
+from svslm.vocoder.models import Generator
 
 P = 30  # prompt frames of the fake recipe
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 class PitchSynthesizer:
@@ -100,7 +115,8 @@ def recipe(tmp_path):
     score = {"version": 1, "utts": {u: {"notes": [{"midi": m}, {"midi": 0}], "phones": []}
                                     for u, m in zip(lengths, (55, 72, 60))}}
     (data / "score.json").write_text(json.dumps(score))
-    frames = {u: np.full((n, 9), i, dtype=np.int32) + np.arange(n, dtype=np.int32)[:, None]
+    # Utterance i: frame t holds (i + t) % 16 in every stream (ids inside a 16-code vocabulary).
+    frames = {u: np.repeat((i + np.arange(n, dtype=np.int32))[:, None] % 16, 9, axis=1)
               for i, (u, n) in enumerate(lengths.items())}
     kaldiio.save_ark(str(dump / "codec_ssl.ark"), frames, scp=str(dump / "codec_ssl.scp"), write_function="numpy")
     prompts = {u: np.zeros((P, 9), dtype=np.int32) for u in lengths}
@@ -141,8 +157,8 @@ def test_sing_writes_the_song_with_the_singers_prompt(recipe, tmp_path):
     assert len(synth.calls) == 2  # cut in the first rest
     call = synth.calls[0]
     assert (call["condition"], call["n_flow_steps"], call["seed"]) == ("LM + Flow2 + Voc", 3, 7)
-    # The prompt is alto's longest utterance (alto#002: 60 frames of value 1 + frame index), cropped to P.
-    np.testing.assert_array_equal(call["prompt"], 1 + np.arange(P)[:, None] * np.ones((1, 9), dtype=np.int32))
+    # The prompt is alto's longest utterance (alto#002, the second: 60 frames), cropped to P.
+    np.testing.assert_array_equal(call["prompt"][:, 0], (1 + np.arange(P)) % 16)
     assert wav[10 * HOP] == pytest.approx(0.62) and wav[110 * HOP] == pytest.approx(0.64)  # key shift +2
     assert np.abs(wav[60 * HOP:90 * HOP]).max() == 0.0  # the rest between the phrases
 
@@ -187,3 +203,45 @@ def test_cli_reports_score_problems_and_unknown_singers(recipe, tmp_path, capsys
     assert sing_main([str(song), "--singer", "alto", "--out", str(out), "--recipe_dir", str(recipe),
                       "--key_shift", "-12"]) == 1
     assert "2 problem(s) in the score" in capsys.readouterr().err and not out.exists()
+
+
+# ---- end to end with the real parts (random weights) -----------------------------------------------
+def save_untrained_recipe(recipe, tag="t", codebook_size=16, ssl_vocab=16):
+    """The LM, codec, Flow2 and vocoder of run `tag` as stages 2-5 save them, with random weights of
+    the tiny configs: the whole route of `sing` runs, not the quality of a trained model."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    MiniCodec(rng.normal(-40, 10, size=(8, codebook_size, 80)).astype(np.float32), MelConfig(),
+              CodecConfig(codebook_size=codebook_size, griffin_lim_iters=2)).save(recipe / "dump/tokenizers/codec")
+    token_list, _ = pretrained_token_list(codec_ssl_tokens(ssl_vocab, 8, codebook_size), 8)
+    token_list += SVS_MARKERS + build_token_list(PHONEMES)
+    lm = SpeechLM(tiny_lm_config(), Vocabulary(token_list))
+    lm.init_weights(0)
+    save_checkpoint(lm, recipe / f"exp/lm/{tag}/best")
+    flow_dir = recipe / f"exp/flow/{tag}/tiny_flow2_mel"
+    flow_dir.mkdir(parents=True)
+    shutil.copy(CONF / "flow/tiny_flow2_mel.yaml", flow_dir / "config.yaml")
+    flow = FlowModel(load_config(flow_dir / "config.yaml", FlowTrainConfig).model, codec_dim=80)
+    torch.save({"model": flow.state_dict(), "codec_dim": 80}, flow_dir / "best.pth")
+    voc_dir = recipe / f"exp/vocoder/{tag}"
+    voc_dir.mkdir(parents=True)
+    shutil.copy(CONF / "vocoder/tiny.yaml", voc_dir / "config.yaml")
+    voc = load_config(voc_dir / "config.yaml", VocoderConfig)
+    torch.save(Generator(voc.generator, voc.mel).state_dict(), voc_dir / "generator.pth")
+    infer = recipe / "infer.yaml"
+    infer.write_text("conditions:\n  - name: LM + Flow2 + Voc\n    flow_tag: tiny_flow2_mel\nn_steps: 2\n")
+    return infer
+
+
+def test_sing_end_to_end_with_the_real_synthesizer(recipe, tmp_path):
+    infer = save_untrained_recipe(recipe)
+    prompt_wav = recipe / "data/train/bass#001.wav"  # the prompt utterance's recording (Flow2 takes a mel prompt)
+    sf.write(prompt_wav, np.zeros(50 * HOP, dtype=np.float32), 16000)
+    (recipe / "data/train/wav.scp").write_text(f"bass#001 {prompt_wav}\n")
+    config = SingConfig(infer_config=str(infer), max_phrase_seconds=1.5)
+    out = tmp_path / "song.wav"
+    sing(write_song(tmp_path / "s.musicxml"), "bass", out, recipe_dir=recipe, tag="t", tempo_scale=2.0,
+         flow_steps=2, config=config)
+    audio, sr = sf.read(out, dtype="float32")
+    assert sr == 16000 and len(audio) == 100 * HOP  # the 4 s score sung twice as fast, two phrases joined
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
