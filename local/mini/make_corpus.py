@@ -7,11 +7,13 @@ writes `data/{train,validation,test}-00000-of-00001.parquet` with the columns of
 ACE-Opencpop parser on it. Like ACE-Opencpop, every singer sings the same songs to the same
 label; test = the phrases of held-out songs (all singers); validation = the last `dev_utts` of
 sorted train, as ESPnet's recipe holds out its dev set. Deterministic from the seed; the file
-`COMPLETE` is written last, so a directory without it is regenerated.
+`COMPLETE` (config + a hash of this generator's code) is written last, so a directory without it,
+or made from another config or code, is generated again.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import logging
@@ -132,14 +134,26 @@ def make_corpus(cfg: MiniCorpusConfig, out_dir: str | Path) -> dict[str, int]:
         with atomic_path(path) as tmp:
             pq.write_table(pa.Table.from_pylist(split_rows, schema=SCHEMA), tmp, row_group_size=8)
     counts = {split: len(r) for split, r in rows.items()}
-    atomic_write_text(out_dir / COMPLETE, json.dumps({"config": to_dict(cfg), "utts": counts}, indent=1) + "\n")
+    marker = {"config": to_dict(cfg), "generator": generator_version(), "utts": counts}
+    atomic_write_text(out_dir / COMPLETE, json.dumps(marker, indent=1) + "\n")
     return counts
 
 
+def generator_version() -> str:
+    """Hash of the generator's code: a corpus made by other code is made again."""
+    digest = hashlib.sha256()
+    for name in ("make_corpus.py", "melody.py", "voice.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def is_complete(out_dir: str | Path, cfg: MiniCorpusConfig) -> bool:
-    """True when `out_dir` holds a corpus generated from exactly `cfg`."""
+    """True when `out_dir` holds a corpus generated from exactly `cfg` by this code."""
     marker = Path(out_dir) / COMPLETE
-    return marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("config") == to_dict(cfg)
+    if not marker.is_file():
+        return False
+    done = json.loads(marker.read_text(encoding="utf-8"))
+    return done.get("config") == to_dict(cfg) and done.get("generator") == generator_version()
 
 
 def main(argv: list[str] | None = None) -> int:

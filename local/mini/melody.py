@@ -84,14 +84,14 @@ def make_phrase(rng: np.random.Generator, song: int, index: int, tempo: int, sec
     t = round(float(rng.uniform(0.15, 0.3)), 3)
     notes = [_rest(0.0, t, "SP")]
     tail = float(rng.uniform(0.2, 0.35))
-    sung_until = seconds - tail
+    sung_until = round(seconds - tail, 4)
     degree = int(rng.integers(2, 5))
     breath_at = sung_until * float(rng.uniform(0.4, 0.6)) if rng.random() < breath_probability else None
     while True:
         beats = float(rng.choice([0.5, 0.5, 1.0, 1.0, 1.0, 1.5, 2.0]))
         end = t + beats * beat
-        if end > sung_until - 0.25 * beat:  # the last note holds to the end of the phrase
-            end = max(sung_until, t + beat)
+        if end > sung_until - 0.5 * beat:  # the last note (at least half a beat) holds to the end
+            end = sung_until
         degree = int(np.clip(degree + rng.choice([-2, -1, -1, 0, 1, 1, 2]), 0, 5))
         syllable = str(rng.choice(SYLLABLES))
         slur = beats >= 1.0 and rng.random() < slur_probability
@@ -103,9 +103,9 @@ def make_phrase(rng: np.random.Generator, song: int, index: int, tempo: int, sec
             notes.append(SongNote(note.end, round(end, 4), slur_degree, "—", [note.phns[-1]], [round(end, 4)], True))
             degree = slur_degree
         t = round(end, 4)
-        if t >= sung_until:
+        if end >= sung_until:
             break
-        if breath_at is not None and t >= breath_at:
+        if breath_at is not None and breath_at <= t < sung_until - 0.25 - beat:
             notes.append(_rest(t, round(t + 0.25, 4), "AP"))
             t, breath_at = round(t + 0.25, 4), None
     notes.append(_rest(t, round(t + tail, 4), "SP"))

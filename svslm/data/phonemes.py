@@ -73,9 +73,26 @@ def split_syllable(syllable: str) -> tuple[str | None, str]:
         final = _U_AS_V.get(final, final)
     elif initial in ("n", "l") and final == "ue":
         final = "ve"  # nüe / lüe are often typed nue / lue
-    if final not in _FINAL_SET:
+    if final not in _FINAL_SET or not _allowed(initial, final):
         raise PinyinError(f"{syllable!r} is not a pinyin syllable in Opencpop's inventory")
     return initial, final
+
+
+def _allowed(initial: str | None, final: str) -> bool:
+    """Coarse Mandarin phonotactics, enough to refuse typos such as `bv` or `gi`."""
+    if initial is None:
+        return final[0] in "aoe"  # i-, u- and ü-syllables are spelt with y/w
+    if initial == "y":
+        return final in ("i", "in", "ing", "v", "van", "ve", "vn") or final[0] in "aoe"
+    if initial == "w":
+        return final in ("u",) or final[0] in "aoe"
+    if final[0] == "v":
+        return initial in ("j", "q", "x", "n", "l") and (initial in "jqx" or final in ("v", "ve"))
+    if initial in ("j", "q", "x"):
+        return final[0] == "i"
+    if final[0] == "i":
+        return final == "i" or initial in ("b", "p", "m", "d", "t", "n", "l")
+    return True
 
 
 def syllable_to_phones(syllable: str) -> list[str]:

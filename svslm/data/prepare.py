@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import itertools
 import json
@@ -25,7 +26,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from svslm.data.ace_opencpop import iter_shard_audio, read_ace_opencpop
+from svslm.data.ace_opencpop import find_shards, iter_shard_audio, read_ace_opencpop
 from svslm.data.opencpop import read_opencpop
 from svslm.data.utterance import Utterance
 from svslm.data.validate import Tolerances, check_score, fit_to_audio, normalize_times
@@ -86,34 +87,35 @@ def _read_audio(task: _Task) -> tuple[np.ndarray, int]:
     try:
         wav, sr = sf.read(source, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises several error types for unreadable data
-        raise ValueError(f"unreadable audio ({err})") from err
+        raise ValueError(f"unreadable ({err})") from err
     return wav, sr
 
 
 def _process(task: _Task, fs: int, cfg: PrepareConfig) -> _Result:
     """Check one utterance's audio against its label and write it at `fs` (worker process)."""
     utt, problems = task.utt, []
+    source = task.audio_path if task.audio_bytes is None else "bytes"  # the place is in the report
     try:
         wav, sr = _read_audio(task)
     except ValueError as err:
-        return _Result(utt.utt_id, None, 0, [str(err)])
+        return _Result(utt.utt_id, None, 0, [f"audio {source}: {err}"])
     if wav.shape[1] != 1:
-        problems.append(f"{wav.shape[1]} audio channels, expected mono")
+        problems.append(f"audio {source}: {wav.shape[1]} channels, expected mono")
     if wav.shape[0] == 0:
-        problems.append("empty audio")
+        problems.append(f"audio {source}: empty")
     elif not np.all(np.isfinite(wav)):
-        problems.append("audio contains NaN or Inf samples")
+        problems.append(f"audio {source}: contains NaN or Inf samples")
     if sr <= 0:
-        problems.append(f"invalid sample rate {sr} Hz")
+        problems.append(f"audio {source}: invalid sample rate {sr} Hz")
     elif sr < fs and not cfg.allow_upsampling:
-        problems.append(f"sample rate {sr} Hz is below the target {fs} Hz (allow_upsampling: false)")
+        problems.append(f"audio {source}: sample rate {sr} Hz is below the target {fs} Hz (allow_upsampling: false)")
     if problems or not task.score_ok:
         return _Result(utt.utt_id, None, 0, problems)
     fitted, problem = fit_to_audio(utt, wav.shape[0] / sr, cfg.tolerances())
     if problem:
         return _Result(utt.utt_id, None, 0, [problem])
     fitted = normalize_times(fitted)
-    audio = resample(wav[:, 0], sr, fs, where=task.audio_path or utt.audio.describe())
+    audio = resample(wav[:, 0], sr, fs, where=source)
     n = int(round(fitted.end * fs))
     audio = np.pad(audio[:n], (0, max(0, n - audio.shape[0])))  # cut, or pad under a shortened rest
     save_wav(task.wav_out, audio, fs)
@@ -164,13 +166,27 @@ def _done_marker(data_dir: Path) -> Path:
     return data_dir / "prepare.json"
 
 
+def _corpus_fingerprint(fmt: str, db_root: Path) -> str:
+    """Size and modification time of the corpus's annotation files: a changed corpus is prepared again."""
+    if fmt == "ace_opencpop":
+        files = [p for paths in find_shards(db_root).values() for p in paths]
+    else:
+        files = [db_root / "segments" / n for n in ("transcriptions.txt", "train.txt", "test.txt")]
+    digest = hashlib.sha256()
+    for f in files:
+        if f.is_file():
+            stat = f.stat()
+            digest.update(f"{f.relative_to(db_root)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def prepare(
     fmt: str, db_root: str | Path, data_dir: str | Path, fs: int, nj: int, skip_bad: bool, cfg: PrepareConfig
 ) -> dict:
     """Run stage 1; returns a summary (utterance counts). Raises PrepareError on bad input."""
     data_dir = Path(data_dir)
     options = {"format": fmt, "db_root": str(Path(db_root).resolve()), "fs": fs, "skip_bad": skip_bad,
-               "config": to_dict(cfg)}
+               "config": to_dict(cfg), "corpus": _corpus_fingerprint(fmt, Path(db_root))}
     marker = _done_marker(data_dir)
     if marker.is_file() and all((data_dir / s / "score.json").is_file() for s in OUTPUT_SPLITS):
         done = json.loads(marker.read_text(encoding="utf-8"))

@@ -1,0 +1,119 @@
+"""The embedded mini corpus: deterministic, read by the real ACE-Opencpop parser, and usable
+audio (pitch follows the score, phonemes and singers sound different)."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyworld
+import soundfile as sf
+import yaml
+
+from local.mini.make_corpus import MiniCorpusConfig, is_complete, make_corpus
+from local.mini.voice import SingerConfig, SungNote, sing
+from svslm.data.phonemes import is_initial
+from svslm.utils.config import to_dict
+from svslm.utils.fileio import read_kaldi_map
+
+ROOT = Path(__file__).resolve().parents[1]
+SINGERS = [SingerConfig(1, 60, 79, 1.1, 0.15, 5.8, 0.3), SingerConfig(2, 43, 62, 0.8, 0.25, 4.9, 0.35)]
+
+
+def small_config(seed: int = 7) -> MiniCorpusConfig:
+    return MiniCorpusConfig(seed=seed, train_songs=2, test_songs=1, phrases_per_train_song=1,
+                            phrases_per_test_song=1, dev_utts=1, min_phrase_seconds=3.0,
+                            max_phrase_seconds=3.5, singers=SINGERS)
+
+
+def test_generation_is_deterministic_and_seeded(tmp_path):
+    make_corpus(small_config(), tmp_path / "a")
+    make_corpus(small_config(), tmp_path / "b")
+    make_corpus(small_config(seed=8), tmp_path / "c")
+    shards = sorted(p.name for p in (tmp_path / "a" / "data").iterdir())
+    assert shards == ["test-00000-of-00001.parquet", "train-00000-of-00001.parquet",
+                      "validation-00000-of-00001.parquet"]
+    for name in shards:
+        assert (tmp_path / "a" / "data" / name).read_bytes() == (tmp_path / "b" / "data" / name).read_bytes()
+    assert (tmp_path / "a" / "data" / shards[1]).read_bytes() != (tmp_path / "c" / "data" / shards[1]).read_bytes()
+    assert is_complete(tmp_path / "a", small_config()) and not is_complete(tmp_path / "a", small_config(seed=8))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """The small corpus through local/mini/data.sh: generation, then the real stage-1 parser."""
+    work = tmp_path_factory.mktemp("mini")
+    config = work / "mini.yaml"
+    config.write_text(yaml.safe_dump(to_dict(small_config())))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    subprocess.run([str(ROOT / "local" / "mini" / "data.sh"), "--db_root", "db", "--data_dir", "data",
+                    "--nj", "1", "--corpus_config", str(config)], cwd=work, env=env, check=True)
+    return work / "data"
+
+
+def test_stage1_reads_the_mini_corpus(prepared):
+    utts = {s: list(read_kaldi_map(prepared / s / "wav.scp")) for s in ("train", "dev", "test")}
+    # All singers sing every song; the held-out song (2003) is the whole test set.
+    assert utts["test"] == ["acesinger_1#2003000001", "acesinger_2#2003000001"]
+    assert utts["dev"] == ["acesinger_2#2002000001"]
+    assert utts["train"] == ["acesinger_1#2001000001", "acesinger_1#2002000001", "acesinger_2#2001000001"]
+    for split in ("train", "test"):
+        for utt, dur in read_kaldi_map(prepared / split / "utt2dur").items():
+            assert 3.0 <= float(dur) <= 3.5, (utt, dur)
+    score = json.loads((prepared / "train" / "score.json").read_text())["utts"]
+    notes = [n for u in score.values() for n in u["notes"]]
+    assert any(n["slur"] for n in notes) or any(n["lyric"] == "AP" for n in notes)
+
+
+def test_pitch_follows_the_score(prepared):
+    errors, voiced = [], []
+    for split in ("train", "test"):
+        wav_scp = read_kaldi_map(prepared / split / "wav.scp")
+        for utt, entry in json.loads((prepared / split / "score.json").read_text())["utts"].items():
+            _collect_pitch_errors(prepared.parent / wav_scp[utt], entry, errors, voiced)
+    assert len(errors) >= 15
+    assert np.mean(voiced) > 0.9
+    assert np.median(errors) < 0.25 and np.max(errors) < 1.0  # semitones
+
+
+def _collect_pitch_errors(wav_path, entry, errors, voiced):
+    """Per sung phone, the median |harvest F0 - score pitch| in semitones, and its voiced share."""
+    wav, sr = sf.read(wav_path)
+    f0, t = pyworld.harvest(wav.astype(np.float64), sr, f0_floor=70, f0_ceil=900, frame_period=10)
+    for p in entry["phones"]:
+        if p["midi"] == 0 or is_initial(p["phn"]):
+            continue
+        inner = (t >= p["start"] + 0.06) & (t < p["end"] - 0.06)  # away from the glides
+        if inner.sum() < 3:
+            continue
+        voiced.append(np.mean(f0[inner] > 0))
+        f = f0[inner][f0[inner] > 0]
+        if f.size:
+            errors.append(np.median(np.abs(12 * np.log2(f / 440) + 69 - p["midi"])))
+
+
+def _band_db(wav: np.ndarray, sr: int, start: float, end: float, low: float, high: float) -> float:
+    """Energy of [low, high) Hz relative to the whole spectrum of wav[start:end], dB."""
+    seg = wav[int(start * sr):int(end * sr)]
+    power = np.abs(np.fft.rfft(seg * np.hanning(seg.size))) ** 2
+    freqs = np.fft.rfftfreq(seg.size, 1 / sr)
+    return float(10 * np.log10(power[(freqs >= low) & (freqs < high)].sum() / power.sum()))
+
+
+def test_phonemes_and_singers_differ_acoustically():
+    # SP | s_a | SP | w_u | SP | y_i, each vowel 0.6 s on the same pitch.
+    notes = [SungNote(0.0, 0.2, 0, ["SP"], [0.2]), SungNote(0.2, 0.9, 62, ["s", "a"], [0.32, 0.9]),
+             SungNote(0.9, 1.1, 0, ["SP"], [1.1]), SungNote(1.1, 1.8, 62, ["w", "u"], [1.2, 1.8]),
+             SungNote(1.8, 2.0, 0, ["SP"], [2.0]), SungNote(2.0, 2.7, 62, ["y", "i"], [2.1, 2.7])]
+    sr = 16000
+    wav = sing(notes, SINGERS[0], sr, np.random.default_rng(0))
+    s, a, u, i = (0.22, 0.3), (0.45, 0.85), (1.35, 1.75), (2.25, 2.65)
+    assert _band_db(wav, sr, *s, 3500, 8000) > -3  # s: a high noise band
+    assert _band_db(wav, sr, *i, 2200, 3500) > _band_db(wav, sr, *u, 2200, 3500) + 15  # i: high F2
+    assert _band_db(wav, sr, *a, 1000, 1500) > _band_db(wav, sr, *u, 1000, 1500) + 15  # a: high F1, F2
+    assert _band_db(wav, sr, *u, 0, 500) > _band_db(wav, sr, *a, 0, 500) + 5  # u: low F1, F2
+    assert np.abs(wav[int(0.95 * sr):int(1.05 * sr)]).max() < 0.01  # SP is silence
+    darker = sing(notes, SINGERS[1], sr, np.random.default_rng(0))
+    # A longer vocal tract lowers the formants: less energy at the top of i.
+    assert _band_db(darker, sr, *i, 3500, 8000) < _band_db(wav, sr, *i, 3500, 8000) - 10
