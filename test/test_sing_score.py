@@ -167,6 +167,20 @@ def test_musicxml_reports_every_problem_with_its_place(tmp_path):
     assert len(problems) == len(expected)
 
 
+def test_musicxml_reports_tie_problems_and_notes_shorter_than_a_frame(tmp_path):
+    path = write_musicxml(tmp_path / "s.musicxml", [
+        [("C4", 1, "我", "start"), ("D4", 1, None, "stop"), ("G4", 1, "的", "start"), ("G4", 1, "了", "stop")],
+        [("C4", 0.03125, "啊", None), ("rest", 3.96875, None, None)],
+    ], tempos={1: 120})
+    with pytest.raises(ScoreError) as err:
+        read_score(path)
+    assert err.value.problems == [
+        "measure 1, note 2: a tie that does not continue a note of the same pitch",
+        "measure 1, note 4: lyric '了' on a tied note (a lyric without a note of its own)",
+        "measure 2, note 1: lasts 0.016 s, shorter than one frame (0.02 s)",
+    ]
+
+
 def test_the_part_with_lyrics_is_sung(tmp_path):
     piano = stream.Part([stream.Measure([note.Note("C2", quarterLength=4)], number=1)])
     path = write_musicxml(tmp_path / "s.musicxml", [[("A4", 4, "啊", None)]], tempos={1: 120}, part_before=piano)
@@ -247,6 +261,19 @@ def test_midi_reports_lyrics_without_notes_and_overlapping_notes(tmp_path):
     assert any(p.startswith("measure 1, note 2: overlaps the note before it (measure 1, note 1)") for p in problems)
     assert any(p.startswith("measure 2 (at 2.500 s): lyric '啦' has no note") for p in problems)
     assert len(problems) == 2
+
+
+def test_midi_melisma_without_a_syllable_and_a_note_that_never_ends(tmp_path):
+    path = write_midi(tmp_path / "s.mid", [(0, 1, 60, "-"), (1, 1, 62, "好")])
+    midi = mido.MidiFile(str(path))
+    midi.tracks[0].append(mido.Message("note_on", note=64, velocity=90, time=960))  # struck, never released
+    midi.save(str(path))
+    with pytest.raises(ScoreError) as err:
+        read_score(path)
+    assert err.value.problems == [
+        "measure 2: a note starting at 2.000 s never ends",
+        "measure 1, note 1: a melisma (slurred or extended) note with no syllable before it to continue",
+    ]
 
 
 # ---- Opencpop transcription line ---------------------------------------------------------------

@@ -141,11 +141,11 @@ def read_musicxml(path: str | Path) -> tuple[list[ScoreNote], list[str]]:
                 prev = notes[-1] if notes else None
                 if prev is None or prev.is_rest or prev.midi != element.pitch.midi:
                     problems.append(f"{place}: a tie that does not continue a note of the same pitch")
-                else:
-                    prev.end = end
-                    if lyric:
-                        problems.append(f"{place}: lyric {lyric!r} on a tied note (a lyric without a note of its own)")
                     continue
+                prev.end = end
+                if lyric:
+                    problems.append(f"{place}: lyric {lyric!r} on a tied note (a lyric without a note of its own)")
+                continue
             in_extender = (_measure_id(measure), position) in extended
             under_slur = any(first < offset <= last for first, last in slurs)  # not the slur's first note
             melisma = lyric is None and (under_slur or extender_active or in_extender)
