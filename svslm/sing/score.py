@@ -178,8 +178,9 @@ def build_score(
 def finish_score(notes: list[Note], phones: list[Phone], source: str) -> dict:
     """Stage 1's checks, time normalisation and score.json writer on a built score.
 
-    A problem here is a bug of the reader (the checks above catch every user error first), but
-    it is reported the same way rather than written as a broken score.
+    For an Opencpop line these are its checks; after `build_score`, which catches every user
+    error first, a problem here would be a reader's bug, reported the same way rather than
+    written as a broken score.
     """
     utt = Utterance(source, "", "", "sing", notes, phones, AudioRef(), source)
     problems = check_score(utt, Tolerances())
