@@ -18,7 +18,8 @@ from svslm.utils.logging import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="svslm sing", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("score", help="MusicXML, MIDI or Opencpop transcriptions.txt file")
     voice = parser.add_mutually_exclusive_group(required=True)
     voice.add_argument("--singer", help="a singer id of the training data (data/train/spk2utt)")
