@@ -8,8 +8,8 @@ that initial in the training scores (singers hold `s` longer than `b`), or one f
 """
 from __future__ import annotations
 
-import json
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
 
 from svslm.data.phonemes import is_initial
@@ -46,9 +46,8 @@ def read_consonant_table(path: str | Path) -> dict[str, float]:
     return table
 
 
-def training_consonant_table(score_json: str | Path) -> dict[str, float]:
-    """Median duration of each initial in a score.json written by stage 1 (the training split)."""
-    utts = json.loads(Path(score_json).read_text(encoding="utf-8"))["utts"].values()
+def training_consonant_table(utts: Iterable[dict]) -> dict[str, float]:
+    """Median duration of each initial in score.json entries (stage 1's, of the training split)."""
     durations: dict[str, list[float]] = {}
     for utt in utts:
         for p in utt["phones"]:

@@ -54,13 +54,9 @@ def resolve_conf_path(path: str | Path) -> Path:
     return SVSLM_ROOT / path
 
 
-def training_pitch_range(score_json: Path, margin: int) -> tuple[int, int] | None:
-    """Lowest and highest sung MIDI pitch of the training scores, widened by `margin` semitones:
-    the pitches the model has learnt (None, with a warning, when stage 1's score.json is absent)."""
-    if not score_json.is_file():
-        log.warning("%s not found: the score's pitches are not checked against the model's range", score_json)
-        return None
-    utts = json.loads(score_json.read_text(encoding="utf-8"))["utts"].values()
+def training_pitch_range(utts: list[dict], margin: int) -> tuple[int, int]:
+    """Lowest and highest sung MIDI pitch of score.json entries (the training split's), widened
+    by `margin` semitones: the pitches the model has learnt."""
     pitches = [n["midi"] for u in utts for n in u["notes"] if n["midi"] > 0]
     return min(pitches) - margin, max(pitches) + margin
 
@@ -101,12 +97,16 @@ def sing(
     cond = get_condition(condition)
 
     train_score = data_dir / "train" / "score.json"
-    pitch_range = training_pitch_range(train_score, config.pitch_margin)
-    consonant_table = None
+    pitch_range = consonant_table = None
+    if train_score.is_file():
+        training_utts = list(json.loads(train_score.read_text(encoding="utf-8"))["utts"].values())
+        pitch_range = training_pitch_range(training_utts, config.pitch_margin)
+        if config.consonants_from_training:
+            consonant_table = training_consonant_table(training_utts)
+    else:
+        log.warning("%s not found: pitches are not checked against the model's range", train_score)
     if durations is not None:
         consonant_table = read_consonant_table(durations)
-    elif config.consonants_from_training and train_score.is_file():
-        consonant_table = training_consonant_table(train_score)
     score = read_score(score_path, config.score, key_shift, tempo_scale, pitch_range, lyrics, utt, consonant_table)
     overlap = max(1, round(config.crossfade_seconds * FRAME_RATE))
     phrases = split_phrases(score["phones"], config.max_phrase_seconds, overlap)
