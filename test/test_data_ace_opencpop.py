@@ -15,7 +15,7 @@ from svslm.utils.fileio import read_kaldi_map
 
 
 def wav_bytes(seconds: float, sample_rate: int = 44100) -> bytes:
-    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
     buf = io.BytesIO()
     sf.write(buf, 0.3 * np.sin(2 * np.pi * 220 * t), sample_rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()

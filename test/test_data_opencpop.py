@@ -1,5 +1,6 @@
 """The Opencpop parser and stage 1 on a three-utterance corpus in Opencpop's layout; also the
 checks of bad input, --skip_bad and atomic outputs (Opencpop's text lines are easy to corrupt)."""
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -34,7 +35,7 @@ def make_opencpop(root: Path, lines=LINES, sample_rate=24000, test_ids=("2002000
             seconds = sum(float(d) for d in fields[5].split())
         except (IndexError, ValueError):
             seconds = 1.0
-        t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+        t = np.arange(round(seconds * sample_rate)) / sample_rate
         sf.write(seg / "wavs" / f"{fields[0]}.wav", 0.3 * np.sin(2 * np.pi * 262 * t), sample_rate)
     return root
 
@@ -82,7 +83,7 @@ def test_stage1_writes_the_documented_files(tmp_path):
     assert [p["phn"] for p in phones] == label[2::3] == ["SP", "n", "i", "h", "ao", "AP"]
     assert [p["start"] for p in phones] == [float(x) for x in label[0::3]]
     assert [p["end"] for p in phones] == [float(x) for x in label[1::3]]
-    assert phones[0]["start"] == 0 and all(a["end"] == b["start"] for a, b in zip(phones, phones[1:]))
+    assert phones[0]["start"] == 0 and all(a["end"] == b["start"] for a, b in itertools.pairwise(phones))
     assert [p["midi"] for p in phones] == [0, 60, 60, 62, 62, 0]
     assert [p["note"] for p in phones] == [0, 1, 1, 2, 2, 3]
     notes = entry["notes"]

@@ -1,7 +1,13 @@
 import pytest
 
 from svslm.data.phonemes import (
-    FINALS, INITIALS, PHONEMES, PinyinError, is_phoneme, split_syllable, syllable_to_phones,
+    FINALS,
+    INITIALS,
+    PHONEMES,
+    PinyinError,
+    is_phoneme,
+    split_syllable,
+    syllable_to_phones,
 )
 
 

@@ -30,11 +30,11 @@ import soundfile as sf
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from local.mini.melody import Phrase, degree_to_semitones, make_song  # noqa: E402
-from local.mini.voice import SingerConfig, SungNote, sing  # noqa: E402
-from svslm.utils.config import load_config, to_dict  # noqa: E402
-from svslm.utils.fileio import atomic_path, atomic_write_text  # noqa: E402
-from svslm.utils.logging import setup_logging  # noqa: E402
+from local.mini.melody import Phrase, degree_to_semitones, make_song
+from local.mini.voice import SingerConfig, SungNote, sing
+from svslm.utils.config import load_config, to_dict
+from svslm.utils.fileio import atomic_path, atomic_write_text
+from svslm.utils.logging import setup_logging
 
 log = logging.getLogger("svslm")
 FIRST_SONG = 2001  # Opencpop numbers its songs 2001..2100
@@ -79,7 +79,7 @@ class MiniCorpusConfig:
 def _transpose(phrase: Phrase, singer: SingerConfig, tonic: int) -> list[int]:
     """MIDI per note: the song's melody moved by whole semitones to the middle of the singer's range."""
     sung = [degree_to_semitones(n.degree) for n in phrase.notes if n.degree is not None]
-    shift = int(round((singer.low_midi + singer.high_midi) / 2 - (tonic + (min(sung) + max(sung)) / 2)))
+    shift = round((singer.low_midi + singer.high_midi) / 2 - (tonic + (min(sung) + max(sung)) / 2))
     return [0 if n.degree is None else tonic + degree_to_semitones(n.degree) + shift for n in phrase.notes]
 
 

@@ -118,7 +118,7 @@ class _Frames:
 def _fill_initial(fr: _Frames, sl: slice, initial: str, next_formants: np.ndarray) -> None:
     closure, centre, width, level, voiced = INITIALS[initial]
     n = sl.stop - sl.start
-    n_closure = int(round(closure * n))
+    n_closure = round(closure * n)
     fr.formants[sl] = FORMANTS.get(initial, FORMANTS["i"] if initial == "y" else tuple(next_formants))
     if initial in ("p", "t", "k", "h"):  # aspiration: breath noise through the next vowel's tract
         fr.formants[sl] = next_formants
@@ -134,12 +134,15 @@ def _fill_initial(fr: _Frames, sl: slice, initial: str, next_formants: np.ndarra
         fr.aperiodic[sl] = 0.3
 
 
+def _frame_of(t: float) -> int:
+    return round(t * 1000 / FRAME_PERIOD_MS)
+
+
 def _fill_phones(fr: _Frames, notes: list[SungNote], note_gain_db: np.ndarray) -> None:
-    frame_of = lambda t: int(round(t * 1000 / FRAME_PERIOD_MS))  # noqa: E731
     for i, note in enumerate(notes):
         starts = [note.start, *note.phone_ends[:-1]]
         for k, (phn, st, et) in enumerate(zip(note.phns, starts, note.phone_ends)):
-            sl = slice(frame_of(st), max(frame_of(et), frame_of(st) + 1))
+            sl = slice(_frame_of(st), max(_frame_of(et), _frame_of(st) + 1))
             n = sl.stop - sl.start
             if phn == "SP":
                 fr.level_db[sl] = -90.0
@@ -160,7 +163,7 @@ def _fill_phones(fr: _Frames, notes: list[SungNote], note_gain_db: np.ndarray) -
                 nasal_tail = targets[-1][0] in NASALS
                 fr.level_db[sl] = note_gain_db[i]
                 if nasal_tail:  # the coda murmur is damped and quieter
-                    m = int(round(targets[-1][1] * n))
+                    m = round(targets[-1][1] * n)
                     fr.bw_scale[sl.stop - m:sl.stop] = 2.0
                     fr.level_db[sl.stop - m:sl.stop] -= 8.0
                 fr.voiced[sl] = True
@@ -223,6 +226,6 @@ def sing(notes: list[SungNote], singer: SingerConfig, sample_rate: int, rng: np.
     ap = np.clip(breath[:, None] + (1 - breath[:, None]) * (f[None, :] / f[-1]) ** 2 * 0.6, 0.0, 1.0)
     ap = np.ascontiguousarray(np.where(fr.voiced[:, None], ap, 1.0))
     wav = pyworld.synthesize(np.ascontiguousarray(f0), sp, ap, sample_rate, FRAME_PERIOD_MS)
-    n_samples = int(round(duration * sample_rate))
+    n_samples = round(duration * sample_rate)
     wav = np.pad(wav[:n_samples], (0, max(0, n_samples - wav.shape[0])))
     return (0.6 * wav / (np.abs(wav).max() + 1e-9)).astype(np.float32)

@@ -18,8 +18,8 @@ dumps the hub's viewer makes (`<split>/*.parquet`, `default/<split>/*.parquet`) 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow.parquet as pq
 
@@ -67,7 +67,7 @@ def _as_midi(value) -> int | None:
         midi = float(value)
     except (TypeError, ValueError):
         return None
-    return int(round(midi)) if abs(midi - round(midi)) < 0.01 else None
+    return round(midi) if abs(midi - round(midi)) < 0.01 else None
 
 
 def row_to_utterance(row: dict, split: str, where: str, audio: AudioRef) -> Utterance:

@@ -27,7 +27,7 @@ def _pitch_to_midi(name: str) -> int | None:
         return 0
     try:
         return int(librosa.note_to_midi(name.split("/")[0]))
-    except Exception:  # librosa raises ParameterError for names it cannot read
+    except librosa.util.exceptions.ParameterError:  # not a note name
         return None
 
 

@@ -18,9 +18,9 @@ import itertools
 import json
 import logging
 import multiprocessing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -116,7 +116,7 @@ def _process(task: _Task, fs: int, cfg: PrepareConfig) -> _Result:
         return _Result(utt.utt_id, None, 0, [problem])
     fitted = normalize_times(fitted)
     audio = resample(wav[:, 0], sr, fs, where=source)
-    n = int(round(fitted.end * fs))
+    n = round(fitted.end * fs)
     audio = np.pad(audio[:n], (0, max(0, n - audio.shape[0])))  # cut, or pad under a shortened rest
     save_wav(task.wav_out, audio, fs)
     return _Result(utt.utt_id, fitted, n, [])
