@@ -14,7 +14,7 @@ from pypinyin.contrib.tone_convert import to_normal
 
 from svslm.data.phonemes import PinyinError, syllable_to_phones
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+HAN_CHARACTER = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # CJK unified ideographs
 
 
 def clean_lyric(text: str) -> str:
@@ -29,7 +29,7 @@ def lyrics_to_phones(lyrics: list[str]) -> list[list[str] | str]:
     out: list[list[str] | str] = [""] * len(lyrics)
     han_positions = []
     for i, (raw, text) in enumerate(zip(lyrics, cleaned)):
-        n_han = len(_HAN.findall(text))
+        n_han = len(HAN_CHARACTER.findall(text))
         if not text:
             out[i] = f"lyric {raw!r} has no syllable"
         elif n_han == 1 and len(text) == 1:

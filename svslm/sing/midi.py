@@ -13,13 +13,12 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import mido
 
-from svslm.sing.lyrics import clean_lyric
+from svslm.sing.lyrics import HAN_CHARACTER, clean_lyric
 from svslm.sing.score import ScoreConfig, ScoreError, ScoreNote
 
 log = logging.getLogger(__name__)
@@ -107,7 +106,7 @@ def read_lyrics_text(path: str | Path) -> list[tuple[str, str]]:
     syllables = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         for token in line.split():
-            parts = token if re.search(r"[\u3400-\u9fff]", token) else [token]
+            parts = token if HAN_CHARACTER.search(token) else [token]
             for part in parts:
                 if part in MELISMA_MARKS or clean_lyric(part):
                     syllables.append((part, f"{path}:{lineno}"))
@@ -172,7 +171,8 @@ def read_midi(
         # note) accepts files whose lyric events were quantised apart from their notes.
         tolerance = midi.ticks_per_beat // 16
         starts = [n.start for n in raw_notes]
-        for tick, msg in _absolute(midi.tracks[lyric_tracks[0]]):
+        lyric_track = track_index if track_index in lyric_tracks else lyric_tracks[0]
+        for tick, msg in _absolute(midi.tracks[lyric_track]):
             if msg.type != "lyrics" or not msg.text.strip():
                 continue
             text = _decode(msg.text).strip()

@@ -101,9 +101,9 @@ def read_musicxml(path: str | Path) -> tuple[list[ScoreNote], list[str]]:
     except Exception as err:  # music21 raises many exception types for unreadable files
         raise ScoreError(str(path), [f"not a readable MusicXML file ({err})"]) from err
     parts = list(score.parts)
-    with_lyrics = [i for i, p in enumerate(parts) if any(_first_verse(n) for n in p.recurse().notes)]
     if not parts:
         raise ScoreError(str(path), ["no parts"])
+    with_lyrics = [i for i, p in enumerate(parts) if any(_first_verse(n) for n in p.recurse().notes)]
     part_index = with_lyrics[0] if with_lyrics else 0
     if len(parts) > 1:
         log.info("%s: singing part %d of %d (%s), the first with lyrics", path, part_index + 1, len(parts),
