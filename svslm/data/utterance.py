@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a full corpus holds millions of notes and phones
 class Note:
     start: float  # seconds
     end: float  # seconds
@@ -20,7 +20,7 @@ class Note:
     slur: bool = False  # a melisma note continuing the previous syllable on its final
 
 
-@dataclass
+@dataclass(slots=True)
 class Phone:
     phn: str
     start: float  # seconds

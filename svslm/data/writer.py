@@ -1,10 +1,11 @@
 """Write one split's Kaldi-style directory exactly as docs/formats.md (stage 1) describes."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from svslm.data.utterance import Utterance
-from svslm.utils.fileio import atomic_write_json, write_kaldi_map
+from svslm.utils.fileio import atomic_write_text, write_kaldi_map
 
 SCORE_VERSION = 1
 
@@ -47,6 +48,9 @@ def write_split(split_dir: Path, utts: list[Utterance], wav_paths: dict[str, str
     write_kaldi_map(split_dir / "utt2dur", {u.utt_id: f"{n_samples[u.utt_id] / fs:.6f}" for u in utts})
     write_kaldi_map(split_dir / "text", {u.utt_id: " ".join(p.phn for p in u.phones) for u in utts})
     write_kaldi_map(split_dir / "label", {u.utt_id: label_line(u) for u in utts})
-    atomic_write_json(
-        split_dir / "score.json", {"version": SCORE_VERSION, "utts": {u.utt_id: score_entry(u) for u in utts}}
+    # One utterance per line: still one JSON object, but `head`/`grep` show whole utterances and
+    # the file stays compact for a 100k-utterance split.
+    entries = ",\n".join(
+        f"{json.dumps(u.utt_id)}: {json.dumps(score_entry(u), ensure_ascii=False)}" for u in utts
     )
+    atomic_write_text(split_dir / "score.json", f'{{"version": {SCORE_VERSION}, "utts": {{\n{entries}\n}}}}\n')
