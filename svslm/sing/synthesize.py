@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from svslm.infer.conditions import get_condition
 from svslm.infer.config import InferConfig
@@ -84,8 +85,9 @@ def sing(
     The voice is training singer `singer` or the recording `reference_wav` (exactly one).
     `key_shift`: semitones; `tempo_scale`: > 1 faster; `flow_steps`: Euler steps of the flow
     (default: the infer config's); `lyrics`: a lyric text for a MIDI file; `utt`: the line of a
-    transcriptions.txt; `durations`: a table of initial durations (svslm.sing.durations); `synthesizer`: an already loaded `svslm.infer.pipeline.Synthesizer`
-    (default: loaded from the recipe run). Returns the float32 16 kHz waveform (also written to
+    transcriptions.txt; `durations`: a table of initial durations (svslm.sing.durations);
+    `synthesizer`: an already loaded `svslm.infer.pipeline.Synthesizer` (default: loaded from
+    the recipe run). Returns the float32 16 kHz waveform (also written to
     `out` unless it is None), of the score's length: round(end * 50) * 320 samples.
     """
     if (singer is None) == (reference_wav is None):
@@ -113,6 +115,7 @@ def sing(
     log.info("%s: %d notes, %.2f s, %d phrase(s)", score_path, len(score["notes"]), score["phones"][-1]["end"], len(phrases))
     prompt = singer_prompt(singer, data_dir, dump_dir) if singer is not None else None
 
+    # The model code is imported only here: reading and checking scores needs no torch.
     if synthesizer is None:
         from svslm.infer.pipeline import RecipePaths, Synthesizer
 
@@ -127,11 +130,9 @@ def sing(
         prompt = recording_prompt(reference_wav, synthesizer.codec, ssl, prompt_length(dump_dir))
     log.info("voice: %s (prompt of %d frames)", prompt.source, len(prompt.tokens))
 
-    wavs = []
-    for k, phrase in enumerate(phrases):
-        log.info("phrase %d/%d: %.2f s", k + 1, len(phrases), phrase.n_frames / FRAME_RATE)
-        wavs.append(synthesizer.synthesize(phrase.phones, prompt.tokens, cond.name, n_flow_steps=flow_steps,
-                                           seed=seed, prompt_audio=prompt.audio))
+    wavs = [synthesizer.synthesize(phrase.phones, prompt.tokens, cond.name, n_flow_steps=flow_steps, seed=seed,
+                                   prompt_audio=prompt.audio)
+            for phrase in tqdm(phrases, desc="phrases", unit="phrase", disable=len(phrases) == 1)]
     song = join_phrases(phrases, wavs, overlap)
     if out is not None:
         save_wav(out, song, SAMPLE_RATE)
