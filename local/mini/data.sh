@@ -5,6 +5,7 @@ set -euo pipefail
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[0]##*/}:${BASH_LINENO[0]}) $*" >&2; }
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+. "${root}/path.sh"   # the venv and PYTHONPATH, also when this script is run on its own
 db_root=downloads/mini      # where the mini corpus is generated
 data_dir=data               # output: <data_dir>/{train,dev,test}
 fs=16000                    # sample rate of the prepared audio
