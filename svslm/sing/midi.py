@@ -19,7 +19,7 @@ from pathlib import Path
 import mido
 
 from svslm.sing.lyrics import HAN_CHARACTER, clean_lyric
-from svslm.sing.score import ScoreConfig, ScoreError, ScoreNote
+from svslm.sing.score import Problem, ScoreConfig, ScoreError, ScoreNote
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def read_lyrics_text(path: str | Path) -> list[tuple[str, str]]:
 
 def read_midi(
     path: str | Path, lyrics_path: str | Path | None = None, config: ScoreConfig | None = None
-) -> tuple[list[ScoreNote], list[str]]:
+) -> tuple[list[ScoreNote], list[Problem]]:
     """The notes of the sung track of `path`, with lyrics from the file or from `lyrics_path`,
     and the problems found while reading them."""
     path, config = Path(path), config or ScoreConfig()
@@ -145,7 +145,7 @@ def read_midi(
                  midi.tracks[track_index].name or "unnamed", len(note_tracks))
     raw_notes, unfinished = _notes_of(midi.tracks[track_index])
 
-    problems = []
+    problems: list[Problem] = []
     places = []
     per_measure: dict[int, int] = {}
     for n in raw_notes:
@@ -153,7 +153,8 @@ def read_midi(
         per_measure[measure] = per_measure.get(measure, 0) + 1
         places.append(f"measure {measure}, note {per_measure[measure]}")
     for tick in unfinished:
-        problems.append(f"measure {clock.measure(tick)}: a note starting at {clock.seconds(tick):.3f} s never ends")
+        problems.append((clock.seconds(tick),
+                         f"measure {clock.measure(tick)}: a note starting at {clock.seconds(tick):.3f} s never ends"))
 
     lyrics: list[str | None] = [None] * len(raw_notes)
     if lyrics_path is not None:
@@ -161,11 +162,12 @@ def read_midi(
         if lyric_tracks:
             log.info("%s: lyric events ignored, lyrics taken from %s", path, lyrics_path)
         for k, (syllable, where) in enumerate(syllables[len(raw_notes):], len(raw_notes) + 1):
-            problems.append(f"{where}: syllable {k} {syllable!r} has no note (the MIDI file has {len(raw_notes)} notes)")
+            problems.append((math.inf, f"{where}: syllable {k} {syllable!r} has no note (the MIDI file has {len(raw_notes)} notes)"))
         for k, (syllable, _) in enumerate(syllables[: len(raw_notes)]):
             lyrics[k] = syllable
         for k in range(len(syllables), len(raw_notes)):
-            problems.append(f"{places[k]}: no syllable of {lyrics_path} left for this note (it has {len(syllables)})")
+            problems.append((clock.seconds(raw_notes[k].start),
+                             f"{places[k]}: no syllable of {lyrics_path} left for this note (it has {len(syllables)})"))
     elif lyric_tracks:
         # Each lyric event belongs to the note starting at its tick; a small tolerance (a 64th
         # note) accepts files whose lyric events were quantised apart from their notes.
@@ -179,13 +181,13 @@ def read_midi(
             k = bisect.bisect_left(starts, tick - tolerance)
             place = f"measure {clock.measure(tick)} (at {clock.seconds(tick):.3f} s)"
             if k == len(starts) or abs(starts[k] - tick) > tolerance:
-                problems.append(f"{place}: lyric {text!r} has no note starting with it (a lyric without a note)")
+                problems.append((clock.seconds(tick), f"{place}: lyric {text!r} has no note starting with it (a lyric without a note)"))
             elif lyrics[k] is not None:
-                problems.append(f"{places[k]}: a second lyric {text!r} on a note that already has {lyrics[k]!r}")
+                problems.append((clock.seconds(tick), f"{places[k]}: a second lyric {text!r} on a note that already has {lyrics[k]!r}"))
             else:
                 lyrics[k] = text
     else:
-        problems.append("no lyrics: the file has no lyric events; pass a lyric text (--lyrics)")
+        problems.append((-math.inf, "no lyrics: the file has no lyric events; pass a lyric text (--lyrics)"))
 
     notes: list[ScoreNote] = []
     for n, lyric, place in zip(raw_notes, lyrics, places):

@@ -18,7 +18,7 @@ import music21
 from music21 import chord, note, spanner, stream
 
 from svslm.data.phonemes import REST
-from svslm.sing.score import ScoreError, ScoreNote
+from svslm.sing.score import Problem, ScoreError, ScoreNote
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _slur_spans(part: stream.Part, score: stream.Score) -> list[tuple[float, flo
     return spans
 
 
-def read_musicxml(path: str | Path) -> tuple[list[ScoreNote], list[str]]:
+def read_musicxml(path: str | Path) -> tuple[list[ScoreNote], list[Problem]]:
     """The notes of the sung part of `path` and the problems found while reading them."""
     path = Path(path)
     try:
@@ -113,7 +113,7 @@ def read_musicxml(path: str | Path) -> tuple[list[ScoreNote], list[str]]:
     tempo = _TempoMap(score)
 
     notes: list[ScoreNote] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     extender_active = False  # the last syllable's extender line still runs
     for measure in parts[part_index].getElementsByClass(stream.Measure):
         position = 0
@@ -129,22 +129,22 @@ def read_musicxml(path: str | Path) -> tuple[list[ScoreNote], list[str]]:
             lyric = _first_verse(element)
             if isinstance(element, note.Rest):
                 if lyric:
-                    problems.append(f"{place}: lyric {lyric!r} on a rest (a lyric without a note)")
+                    problems.append((start, f"{place}: lyric {lyric!r} on a rest (a lyric without a note)"))
                 notes.append(ScoreNote(start, end, 0, REST, place))
                 extender_active = False
                 continue
             if isinstance(element, chord.Chord):
-                problems.append(f"{place}: a chord of {len(element.pitches)} notes; a sung part must be one line of notes")
+                problems.append((start, f"{place}: a chord of {len(element.pitches)} notes; a sung part must be one line of notes"))
                 continue
             tie = element.tie.type if element.tie else None
             if tie in ("stop", "continue"):
                 prev = notes[-1] if notes else None
                 if prev is None or prev.is_rest or prev.midi != element.pitch.midi:
-                    problems.append(f"{place}: a tie that does not continue a note of the same pitch")
+                    problems.append((start, f"{place}: a tie that does not continue a note of the same pitch"))
                     continue
                 prev.end = end
                 if lyric:
-                    problems.append(f"{place}: lyric {lyric!r} on a tied note (a lyric without a note of its own)")
+                    problems.append((start, f"{place}: lyric {lyric!r} on a tied note (a lyric without a note of its own)"))
                 continue
             in_extender = (_measure_id(measure), position) in extended
             under_slur = any(first < offset <= last for first, last in slurs)  # not the slur's first note

@@ -21,6 +21,7 @@ from svslm.data.writer import score_entry
 from svslm.sing.lyrics import lyrics_to_phones
 from svslm.tokenize.svs_lb import FRAME_RATE
 
+Problem = tuple[float, str]  # (seconds into the score, message with its place): reported in score order
 MELISMA = "-"  # a lyric that explicitly continues the previous syllable (Vocaloid and MIDI usage)
 _EPS = 1e-4  # s: times closer than this are the same instant (0.1 ms, the time resolution of score.json)
 
@@ -82,17 +83,15 @@ def consonant_split(
     return min(seconds, config.consonant_max_share * duration)
 
 
-def _timed(notes: list[ScoreNote], tempo_scale: float, problems: list[str]) -> list[ScoreNote]:
+def _timed(notes: list[ScoreNote], tempo_scale: float, problems: list[Problem]) -> list[ScoreNote]:
     """Notes scaled in time, with silences filled by SP, consecutive SPs merged, overlaps reported."""
     out: list[ScoreNote] = []
     for n in notes:
         n = dataclasses.replace(n, start=n.start / tempo_scale, end=n.end / tempo_scale)
         prev_end = out[-1].end if out else 0.0
         if n.start < prev_end - _EPS:
-            problems.append(
-                f"{n.place}: overlaps the note before it ({out[-1].place}) by {prev_end - n.start:.3f} s; "
-                "a sung part must be one line of notes"
-            )
+            overlap = f"overlaps the note before it ({out[-1].place}) by {prev_end - n.start:.3f} s"
+            problems.append((n.start, f"{n.place}: {overlap}; a sung part must be one line of notes"))
             continue
         if n.start > prev_end + _EPS:
             out.append(ScoreNote(prev_end, n.start, 0, REST, f"the silence before {n.place}"))
@@ -107,7 +106,7 @@ def build_score(
     notes: list[ScoreNote],
     source: str,
     config: ScoreConfig | None = None,
-    reader_problems: list[str] | None = None,
+    reader_problems: list[Problem] | None = None,
     key_shift: int = 0,
     tempo_scale: float = 1.0,
     pitch_range: tuple[int, int] | None = None,
@@ -118,15 +117,15 @@ def build_score(
     `key_shift`: semitones added to every sung note; `tempo_scale`: > 1 sings faster (every time
     is divided by it); `pitch_range`: the lowest and highest MIDI pitch the model can sing, after
     the key shift (None: not checked); `consonant_table`: seconds per initial (`consonant_split`).
-    `reader_problems` are the reader's own, reported together.
+    `reader_problems` are the reader's own (times at the written tempo), reported together.
     """
     config = config or ScoreConfig()
-    problems = list(reader_problems or [])
     if tempo_scale <= 0:
         raise ValueError(f"tempo scale must be positive, got {tempo_scale}")
+    problems = [(t / tempo_scale, message) for t, message in reader_problems or []]
     notes = _timed(notes, tempo_scale, problems)
     if not any(not n.is_rest for n in notes):
-        problems.append("no sung note")
+        problems.append((0.0, "no sung note"))
 
     sung = [n for n in notes if not n.is_rest and not n.melisma and n.lyric != MELISMA and n.lyric is not None]
     phones_of_lyric = dict(zip(map(id, sung), lyrics_to_phones([n.lyric for n in sung])))
@@ -137,7 +136,7 @@ def build_score(
     syllable: list[str] | None = None
     for n in notes:
         if n.end - n.start < 1 / FRAME_RATE - _EPS:
-            problems.append(f"{n.place}: lasts {n.end - n.start:.3f} s, shorter than one frame ({1 / FRAME_RATE:.2f} s)")
+            problems.append((n.start, f"{n.place}: lasts {n.end - n.start:.3f} s, shorter than one frame ({1 / FRAME_RATE:.2f} s)"))
         if n.is_rest:
             syllable = None
             out_notes.append(Note(n.start, n.end, 0, n.lyric, [n.lyric]))
@@ -145,22 +144,22 @@ def build_score(
             continue
         midi = n.midi + key_shift
         if problem := pitch_problem(midi, key_shift, pitch_range):
-            problems.append(f"{n.place}: {problem}")
+            problems.append((n.start, f"{n.place}: {problem}"))
         if n.melisma or n.lyric == MELISMA:
             if not syllable:
                 if syllable is None:
-                    problems.append(f"{n.place}: a melisma (slurred or extended) note with no syllable before it to continue")
+                    problems.append((n.start, f"{n.place}: a melisma (slurred or extended) note with no syllable before it to continue"))
                 continue
             out_notes.append(Note(n.start, n.end, midi, MELISMA, [syllable[-1]], slur=True))
             out_phones.append(Phone(syllable[-1], n.start, n.end, len(out_notes) - 1))
             continue
         if n.lyric is None:
-            problems.append(f"{n.place}: a note without a lyric (and not under a slur or a lyric extender)")
+            problems.append((n.start, f"{n.place}: a note without a lyric (and not under a slur or a lyric extender)"))
             syllable = []
             continue
         phns = phones_of_lyric[id(n)]
         if isinstance(phns, str):
-            problems.append(f"{n.place}: {phns}")
+            problems.append((n.start, f"{n.place}: {phns}"))
             syllable = []
             continue
         syllable = phns
@@ -171,7 +170,7 @@ def build_score(
             out_phones.append(Phone(phns[0], n.start, boundary, len(out_notes) - 1))
         out_phones.append(Phone(phns[-1], boundary, n.end, len(out_notes) - 1))
     if problems:
-        raise ScoreError(source, problems)
+        raise ScoreError(source, [message for _, message in sorted(problems, key=lambda p: p[0])])
     return finish_score(out_notes, out_phones, source)
 
 
