@@ -180,6 +180,42 @@ def _corpus_fingerprint(fmt: str, db_root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _annotation_problems(utts: list[Utterance], tol: Tolerances) -> dict[str, list[str]]:
+    """utt id -> problems of its annotation: parse errors, repeated ids, score checks."""
+    problems: dict[str, list[str]] = {}
+    first_seen: dict[str, str] = {}
+    for u in utts:
+        if u.utt_id in first_seen:
+            problems.setdefault(u.utt_id, []).append(f"utterance id repeated (also at {first_seen[u.utt_id]})")
+        first_seen.setdefault(u.utt_id, u.where)
+        found = u.problems or check_score(u, tol)
+        if found:
+            problems.setdefault(u.utt_id, []).extend(found)
+    return problems
+
+
+def _process_audio(utts: list[Utterance], problems: dict[str, list[str]], wav_out: dict[str, str], fs: int,
+                   nj: int, cfg: PrepareConfig) -> dict[str, _Result]:
+    """Check, resample and write every utterance's audio in `nj` processes; adds to `problems`."""
+    score_ok = {u.utt_id: u.utt_id not in problems for u in utts}
+    results: dict[str, _Result] = {}
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(multiprocessing.get_context("fork").Pool(nj)) if nj > 1 else None
+        bar = stack.enter_context(tqdm(total=len(utts), desc="stage 1: audio", unit="utt", mininterval=5))
+        # Bounded batches: the parquet audio is read only as fast as the workers use it.
+        for batch in _batched(_tasks(utts, score_ok, wav_out), max(1, nj) * 8):
+            args = [(t, fs, cfg) for t in batch]
+            for res in pool.map(_process_star, args) if pool else map(_process_star, args):
+                results[res.utt_id] = res
+                if res.problems:
+                    problems.setdefault(res.utt_id, []).extend(res.problems)
+            bar.update(len(batch))
+    for u in utts:
+        if u.utt_id not in results:
+            problems.setdefault(u.utt_id, []).append("no audio found for this utterance")
+    return results
+
+
 def prepare(
     fmt: str, db_root: str | Path, data_dir: str | Path, fs: int, nj: int, skip_bad: bool, cfg: PrepareConfig
 ) -> dict:
@@ -195,76 +231,47 @@ def prepare(
             return done
     utts = READERS[fmt](db_root)
     log.info("%s: %d utterances in the annotation", db_root, len(utts))
-    problems: dict[str, list[str]] = {}
-    where: dict[str, str] = {}
-    seen: dict[str, str] = {}
-    for u in utts:
-        where.setdefault(u.utt_id, u.where)
-        if u.utt_id in seen:
-            problems.setdefault(u.utt_id, []).append(f"utterance id repeated (also at {seen[u.utt_id]})")
-        seen[u.utt_id] = u.where
-    unique = {u.utt_id: u for u in utts}
-    split_of = assign_splits(list(unique.values()), cfg.dev_size)
-    leaked = check_song_leak(list(unique.values()), split_of)
+    problems = _annotation_problems(utts, cfg.tolerances())
+    where = {u.utt_id: u.where for u in reversed(utts)}  # the first place an id occurs
+    unique = list({u.utt_id: u for u in utts}.values())
+    split_of = assign_splits(unique, cfg.dev_size)
+    leaked = check_song_leak(unique, split_of)
     if leaked and not cfg.allow_shared_songs:
         raise PrepareError(
             f"{db_root}: test songs also in train/dev: {', '.join(leaked)} (the test set would leak; "
             "set allow_shared_songs: true to accept)"
         )
-    tol = cfg.tolerances()
-    score_ok = {}
-    for utt_id, u in unique.items():
-        found = u.problems + (check_score(u, tol) if not u.problems else [])
-        if found:
-            problems.setdefault(utt_id, []).extend(found)
-        score_ok[utt_id] = utt_id not in problems
-
-    results: dict[str, _Result] = {}
+    marker.unlink(missing_ok=True)  # from here on, the old output no longer matches a marker
     with contextlib.ExitStack() as stack:
         tmp_dirs = {s: stack.enter_context(atomic_dir(data_dir / s)) for s in OUTPUT_SPLITS}
         for tmp in tmp_dirs.values():
             (tmp / "wav").mkdir()
-        wav_out = {i: str(tmp_dirs[split_of[i]] / "wav" / f"{i}.wav") for i in unique}
-        tasks = _tasks(list(unique.values()), score_ok, wav_out)
-        pool = stack.enter_context(multiprocessing.get_context("fork").Pool(nj)) if nj > 1 else None
-        with tqdm(total=len(unique), desc="stage 1: audio", unit="utt", mininterval=5) as bar:
-            for batch in _batched(tasks, max(1, nj) * 8):
-                args = [(t, fs, cfg) for t in batch]
-                for res in pool.map(_process_star, args) if pool else map(_process_star, args):
-                    results[res.utt_id] = res
-                    if res.problems:
-                        problems.setdefault(res.utt_id, []).extend(res.problems)
-                bar.update(len(batch))
-        for utt_id in unique.keys() - results.keys():
-            problems.setdefault(utt_id, []).append("no audio found for this utterance")
-        if pool:
-            pool.close()
-
-        report = "".join(
-            f"{utt_id} {where[utt_id]}: {'; '.join(reasons)}\n" for utt_id, reasons in sorted(problems.items())
-        )
+        wav_out = {u.utt_id: str(tmp_dirs[split_of[u.utt_id]] / "wav" / f"{u.utt_id}.wav") for u in unique}
+        results = _process_audio(unique, problems, wav_out, fs, nj, cfg)
+        report = "".join(f"{i} {where[i]}: {'; '.join(reasons)}\n" for i, reasons in sorted(problems.items()))
         if problems and not skip_bad:
             for line in report.splitlines():
                 log.error("bad utterance: %s", line)
             raise PrepareError(
-                f"{len(problems)} of {len(utts)} utterances are bad (listed above); fix the corpus or "
+                f"{len(problems)} of {len(unique)} utterances are bad (listed above); fix the corpus or "
                 "run with --skip_bad true to leave them out"
             )
         counts = {}
         for split in OUTPUT_SPLITS:
-            good = [results[i].utt for i in unique if split_of[i] == split and i not in problems]
+            good = [results[u.utt_id].utt for u in unique if split_of[u.utt_id] == split and u.utt_id not in problems]
             if not good:
                 raise PrepareError(f"{db_root}: no usable utterance left in split '{split}'")
+            n_samples = {u.utt_id: results[u.utt_id].n_samples for u in good}
             wav_paths = {u.utt_id: str(data_dir / split / "wav" / f"{u.utt_id}.wav") for u in good}
-            write_split(tmp_dirs[split], good, wav_paths, {u.utt_id: results[u.utt_id].n_samples for u in good}, fs)
-            counts[split] = {"utts": len(good), "hours": round(sum(results[u.utt_id].n_samples for u in good) / fs / 3600, 4),
+            write_split(tmp_dirs[split], good, wav_paths, n_samples, fs)
+            counts[split] = {"utts": len(good), "hours": round(sum(n_samples.values()) / fs / 3600, 4),
                              "speakers": len({u.speaker for u in good})}
     skipped = data_dir / "skipped.txt"
     if problems:
         atomic_write_text(skipped, report)
         log.warning("skipped %d bad utterances, listed in %s", len(problems), skipped)
-    elif skipped.exists():
-        skipped.unlink()
+    else:
+        skipped.unlink(missing_ok=True)
     summary = {"options": options, "splits": counts, "skipped": len(problems)}
     atomic_write_json(marker, summary)
     for split, c in counts.items():
