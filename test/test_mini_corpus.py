@@ -116,4 +116,4 @@ def test_phonemes_and_singers_differ_acoustically():
     assert np.abs(wav[int(0.95 * sr):int(1.05 * sr)]).max() < 0.01  # SP is silence
     darker = sing(notes, SINGERS[1], sr, np.random.default_rng(0))
     # A longer vocal tract lowers the formants: less energy at the top of i.
-    assert _band_db(darker, sr, *i, 3500, 8000) < _band_db(wav, sr, *i, 3500, 8000) - 10
+    assert _band_db(darker, sr, *i, 3500, 8000) < _band_db(wav, sr, *i, 3500, 8000) - 6

@@ -53,7 +53,7 @@ FINAL_TARGETS = {
 # Initials: (closure share, noise-band centre Hz or None for a formant-shaped sound,
 # noise-band width in octaves, level dB, voiced). Stops and affricates start with a closure.
 INITIALS = {
-    "b": (0.5, 800, 1.5, -14, False), "d": (0.5, 4000, 0.8, -14, False), "g": (0.5, 2000, 0.7, -14, False),
+    "b": (0.5, 800, 1.5, -20, False), "d": (0.5, 4000, 0.8, -20, False), "g": (0.5, 2000, 0.7, -20, False),
     "p": (0.3, None, 0, -16, False), "t": (0.3, None, 0, -16, False), "k": (0.3, None, 0, -16, False),
     "z": (0.35, 6500, 0.5, -14, False), "zh": (0.35, 3200, 0.6, -14, False), "j": (0.35, 4500, 0.6, -14, False),
     "c": (0.25, 6500, 0.5, -12, False), "ch": (0.25, 3200, 0.6, -12, False), "q": (0.25, 4500, 0.6, -12, False),
@@ -211,6 +211,10 @@ def sing(notes: list[SungNote], singer: SingerConfig, sample_rate: int, rng: np.
     # Cascade of second-order resonators (unit gain at 0 Hz), in dB: [n, F].
     fk2, f2 = formants[:, :, None] ** 2, f[None, None, :] ** 2
     resonance_db = 10 * np.log10(fk2**2 / ((fk2 - f2) ** 2 + (bw[:, :, None] * f[None, None, :]) ** 2)).sum(axis=1)
+    # Above ~F4 the five-pole cascade falls ~60 dB/octave, where a real tract (more poles) keeps
+    # harmonics up to 8 kHz: continue from the knee at 6 dB/octave instead.
+    knee = int(np.searchsorted(f, 4000.0 * singer.tract_scale))
+    resonance_db[:, knee:] = resonance_db[:, knee - 1:knee] - 6.0 * np.log2(f[knee:] / f[knee - 1])
     tilt_db = -6.0 * np.log2(np.maximum(f, 200.0) / 200.0)  # glottal source + lip radiation
     octaves = np.log2(np.maximum(f, 50.0)[None, :] / (fr.noise_centre * np.sqrt(singer.tract_scale))[:, None])
     noise_db = 10 * np.log10(np.exp(-0.5 * (octaves / fr.noise_width[:, None]) ** 2) + 0.003)
