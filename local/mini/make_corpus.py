@@ -87,7 +87,7 @@ def _row(phrase: Phrase, singer: SingerConfig, cfg: MiniCorpusConfig) -> dict:
     uid = f"{phrase.song}{phrase.index:06d}"
     segment_id = f"acesinger_{singer.singer}#{uid}"
     midis = _transpose(phrase, singer, cfg.tonic_midi)
-    notes = [SungNote(n.start, n.end, m, n.phns, n.phone_ends) for n, m in zip(phrase.notes, midis)]
+    notes = [SungNote(n.start, n.end, m, n.phns, n.phone_ends, n.slur) for n, m in zip(phrase.notes, midis)]
     rng = np.random.default_rng([cfg.seed, phrase.song, phrase.index, singer.singer])
     wav = sing(notes, singer, cfg.sample_rate, rng)
     buf = io.BytesIO()

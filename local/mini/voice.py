@@ -82,6 +82,7 @@ class SungNote:
     midi: int  # 0 for rests
     phns: list[str]
     phone_ends: list[float]  # s, one per phone
+    slur: bool = False  # continues the previous note's final on a new pitch
 
 
 def _formant_track(targets: list[tuple[str, float]], n: int) -> np.ndarray:
@@ -119,9 +120,13 @@ def _fill_initial(fr: _Frames, sl: slice, initial: str, next_formants: np.ndarra
     closure, centre, width, level, voiced = INITIALS[initial]
     n = sl.stop - sl.start
     n_closure = round(closure * n)
-    fr.formants[sl] = FORMANTS.get(initial, FORMANTS["i"] if initial == "y" else tuple(next_formants))
-    if initial in ("p", "t", "k", "h"):  # aspiration: breath noise through the next vowel's tract
+    if initial == "y":
+        fr.formants[sl] = FORMANTS["i"]
+    elif initial in FORMANTS:  # m n l r w: their own resonances
+        fr.formants[sl] = FORMANTS[initial]
+    else:  # obstruents are shaped by the tract already set for the following vowel
         fr.formants[sl] = next_formants
+    if initial in ("p", "t", "k", "h"):  # aspiration: breath noise, wider resonances
         fr.bw_scale[sl] = 1.6
     if initial in NASALS:
         fr.bw_scale[sl] = 2.0
@@ -157,7 +162,7 @@ def _fill_phones(fr: _Frames, notes: list[SungNote], note_gain_db: np.ndarray) -
             else:
                 initial = note.phns[0] if k == 1 else None
                 targets = _final_targets(phn, initial)
-                if note.phns == [phn] and i and notes[i - 1].phns[-1] == phn:  # a slur holds the end
+                if note.slur:  # a melisma holds the end of the syllable's final
                     targets = targets[-1:]
                 fr.formants[sl] = _formant_track(targets, n)
                 nasal_tail = targets[-1][0] in NASALS
