@@ -12,10 +12,14 @@ Hand-written because no installed package synthesises singing from a phone-level
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pyworld
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)  # pyworld imports the deprecated pkg_resources
+    import pyworld
 
 FRAME_PERIOD_MS = 5.0
 
