@@ -3,11 +3,11 @@ audio (pitch follows the score, phonemes and singers sound different)."""
 import json
 import os
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import pyworld
 import soundfile as sf
 import yaml
 
@@ -16,6 +16,10 @@ from local.mini.voice import SingerConfig, SungNote, sing
 from svslm.data.phonemes import is_initial
 from svslm.utils.config import to_dict
 from svslm.utils.fileio import read_kaldi_map
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)  # pyworld imports the deprecated pkg_resources
+    import pyworld
 
 ROOT = Path(__file__).resolve().parents[1]
 SINGERS = [SingerConfig(1, 60, 79, 1.1, 0.15, 5.8, 0.3), SingerConfig(2, 43, 62, 0.8, 0.25, 4.9, 0.35)]
