@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from svslm.flow.cfm import CFM, CFMConfig, integrate, masked_mse, ot_path, warp_time
-from svslm.flow.estimator import EstimatorConfig, UNet1DEstimator
+from svslm.flow.estimator import EstimatorConfig, build_estimator
 
 
 def test_path_starts_at_noise_ends_at_data_and_target_is_its_velocity():
@@ -152,10 +152,15 @@ def test_unknown_solver_is_refused():
         integrate(lambda t, x: x, torch.ones(1, 1, 1), torch.linspace(0, 1, 3), "no_such_solver")
 
 
-def test_estimator_output_on_valid_frames_ignores_padding_and_odd_lengths_work():
+@pytest.mark.parametrize("kind", ["unet", "dit"])
+def test_estimator_output_on_valid_frames_ignores_padding_and_odd_lengths_work(kind):
     torch.manual_seed(0)
-    cfg = EstimatorConfig(channels=[16, 16, 16], n_blocks=1, n_mid_blocks=1, n_heads=2, head_dim=8, dropout=0.0)
-    est = UNet1DEstimator(out_channels=3, cond_channels=4, cfg=cfg).eval()
+    cfg = EstimatorConfig(kind=kind, channels=[16, 16, 16], n_blocks=1, n_mid_blocks=1, n_heads=2, head_dim=8,
+                          dropout=0.0, dim=16)
+    est = build_estimator(out_channels=3, cond_channels=4, cfg=cfg).eval()
+    if kind == "dit":  # adaLN-Zero starts every block as the identity; perturb so the test means something
+        for p in est.parameters():
+            p.data += 0.1 * torch.randn_like(p)
     x, cond = torch.randn(1, 3, 13), torch.randn(1, 4, 13)
     mask = torch.ones(1, 1, 13)
     mask[..., 9:] = 0
@@ -164,8 +169,7 @@ def test_estimator_output_on_valid_frames_ignores_padding_and_odd_lengths_work()
     x2, cond2 = x.clone(), cond.clone()
     x2[..., 9:], cond2[..., 9:] = 50.0, -50.0
     out2 = est(x2, mask, torch.tensor([0.3]), cond2)
-    # valid frames see padding only through the stride-2 convolutions at the edge of the valid
-    # region, which the input mask zeroes first
+    # padding never reaches the valid frames: convolutions, norms and attention all see it masked
     assert torch.allclose(out[..., :9], out2[..., :9], atol=1e-5)
     # time enters the network
     assert not torch.allclose(out, est(x, mask, torch.tensor([0.9]), cond))

@@ -135,6 +135,7 @@ def test_sampling_is_seeded_per_utterance_and_guidance_matters(recipe, tmp_path)
 
 def test_resumed_training_equals_uninterrupted(recipe, tmp_path):
     cfg = tiny_config(use_pitch=True, use_prompt=True)
+    cfg.model.estimator.kind = "dit"
     cfg.train.max_steps, cfg.train.ema_decay = 3, 0.9  # 2 batches per epoch: crosses an epoch
     _train(recipe, cfg, tmp_path / "straight")
     cfg.train.max_steps = 1
@@ -151,7 +152,7 @@ def test_resumed_training_equals_uninterrupted(recipe, tmp_path):
     before = (tmp_path / "resumed" / "best.pth").stat().st_mtime_ns
     _train(recipe, cfg, tmp_path / "resumed")
     assert (tmp_path / "resumed" / "best.pth").stat().st_mtime_ns == before
-    cfg.model.estimator.n_mid_blocks = 2
+    cfg.model.estimator.n_blocks = 2
     with pytest.raises(ValueError, match="model config differs"):
         _train(recipe, cfg, tmp_path / "resumed")
 
@@ -182,7 +183,7 @@ def test_entry_point_loads_the_codec_from_the_dump(recipe, tmp_path, monkeypatch
     config.write_text((CONF / "tiny_flow1_codec.yaml").read_text())
     args = ["--config", str(config), "--data_dir", str(recipe / "data"), "--dump_dir", str(recipe / "dump"),
             "--lm_decode_dir", str(recipe / "exp" / "lm" / "decode"), "--exp_dir", str(tmp_path / "exp"),
-            "--override", "train.max_steps=1", "--override", "model.estimator.n_mid_blocks=0"]
+            "--override", "train.max_steps=1", "--override", "model.estimator.n_blocks=1"]
     assert main(args) == 0
     assert loaded == [recipe / "dump" / "tokenizers" / "codec"]
     assert load_flow(tmp_path / "exp").output == "codec_emb"
@@ -199,6 +200,7 @@ def test_configs_cover_the_four_paper_variants_with_the_papers_settings():
     paper = load_config(CONF / "paper_flow2_mel.yaml", FlowTrainConfig)
     m = paper.model
     assert (m.encoder.n_blocks, m.encoder.n_heads, m.encoder.ffn_dim) == (3, 4, 1024)
+    assert m.estimator.kind == "unet"
     assert (m.estimator.channels, m.estimator.n_blocks, m.estimator.n_mid_blocks, m.estimator.n_heads) == ([256, 256], 4, 8, 8)
     assert (m.cfm.sigma_min, m.cfm.time_schedule, m.cfm.cond_drop_prob) == (1e-6, "cosine", 0.2)
     assert (m.sampling.solver, m.sampling.n_steps, m.sampling.guidance) == ("euler", 10, 0.7)

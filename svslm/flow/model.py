@@ -18,7 +18,7 @@ from torch import nn
 
 from svslm.flow.cfm import CFM, CFMConfig
 from svslm.flow.encoder import ConditionEncoder, EncoderConfig, PitchEmbedding, PromptEncoder
-from svslm.flow.estimator import EstimatorConfig, UNet1DEstimator
+from svslm.flow.estimator import EstimatorConfig, build_estimator
 from svslm.utils.mel import MelConfig
 
 
@@ -65,7 +65,7 @@ class FlowModel(nn.Module):
         cond_channels += self.out_dim if cfg.use_pitch else 0
         self.prompt_encoder = PromptEncoder(n_mels, cfg.encoder.d_model, cfg.encoder.spk_dim) if cfg.use_prompt else None
         cond_channels += cfg.encoder.spk_dim if cfg.use_prompt else 0
-        self.cfm = CFM(UNet1DEstimator(self.out_dim, cond_channels, cfg.estimator), cfg.cfm)
+        self.cfm = CFM(build_estimator(self.out_dim, cond_channels, cfg.estimator), cfg.cfm)
 
     # What stage 6 and `svslm sing` need to know about a loaded model.
     @property
@@ -79,6 +79,10 @@ class FlowModel(nn.Module):
     @property
     def needs_prompt(self) -> bool:
         return self.cfg.use_prompt
+
+    @property
+    def prompt_frames(self) -> int:
+        return self.cfg.prompt_frames
 
     @property
     def condition_source(self) -> str:
