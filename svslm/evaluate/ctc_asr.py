@@ -1,0 +1,138 @@
+"""A small phoneme CTC recogniser that the recipe trains on the corpus's own training audio.
+
+It is the PER backend that works offline: no published singing ASR ships its weights in a pip
+package. Log-mel (svslm.utils.mel, 50 fps) normalised per utterance -> two 1-D convolutions ->
+bidirectional GRU -> linear -> CTC over the sung phones (rests removed, see `per.sung_phones`),
+greedy decoding. Its PER on the ground-truth test audio is the ceiling every system's PER is read
+against: a high ceiling means the recogniser, not the synthesis, limits the number.
+
+A model directory holds `config.yaml` (AsrConfig), `tokens.txt` (index = output class, 0 = blank),
+`model.pth` (the best state dict by dev PER) and `results.json` (dev and test PER).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from svslm.data.phonemes import PHONEMES, is_rest
+from svslm.utils.config import load_config
+from svslm.utils.mel import MelConfig, mel_spectrogram
+
+BLANK = "<blank>"
+# Output classes: the CTC blank, then every sung phone of the inventory in its fixed order.
+TOKENS: tuple[str, ...] = (BLANK,) + tuple(p for p in PHONEMES if not is_rest(p))
+
+
+@dataclass
+class CtcModelConfig:
+    conv_channels: int = 128  # channels of the two convolutions over mel frames
+    conv_kernel: int = 5  # frames seen by each convolution (odd)
+    rnn_hidden: int = 128  # GRU units per direction
+    rnn_layers: int = 2  # stacked bidirectional GRU layers
+    dropout: float = 0.1  # between layers, training only
+
+
+@dataclass
+class CtcTrainConfig:
+    epochs: int = 40  # passes over the training split
+    batch_size: int = 8  # utterances per step
+    lr: float = 2e-3  # Adam learning rate (constant)
+    grad_clip: float = 5.0  # max gradient norm
+    time_mask_frames: int = 10  # SpecAugment-style: width of one random time mask per utterance (0 = off)
+    valid_every: int = 5  # epochs between dev evaluations (the best dev PER is kept)
+    seed: int = 0  # shuffling, initialisation and masking
+    num_threads: int = 2  # torch CPU threads
+    num_workers: int = 0  # DataLoader processes reading audio (0 = in the training process)
+
+
+@dataclass
+class AsrConfig:
+    mel: MelConfig = field(default_factory=MelConfig)  # features; the recipe's one mel definition
+    model: CtcModelConfig = field(default_factory=CtcModelConfig)
+    train: CtcTrainConfig = field(default_factory=CtcTrainConfig)
+
+
+def normalised_mel(wav: np.ndarray, mel_cfg: MelConfig) -> torch.Tensor:
+    """Log-mel [T, n_mels], mean and variance normalised per utterance.
+
+    Per-utterance normalisation makes the recogniser indifferent to the level and channel
+    differences between recordings and syntheses, which PER must not measure.
+    """
+    mel = mel_spectrogram(np.asarray(wav, dtype=np.float32), mel_cfg).T  # [T, n_mels]
+    return (mel - mel.mean(0)) / (mel.std(0) + 1e-5)
+
+
+class CtcPhoneModel(nn.Module):
+    def __init__(self, n_mels: int, n_tokens: int, cfg: CtcModelConfig):
+        super().__init__()
+        pad = cfg.conv_kernel // 2
+        self.conv = nn.Sequential(
+            nn.Conv1d(n_mels, cfg.conv_channels, cfg.conv_kernel, padding=pad),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
+            nn.Conv1d(cfg.conv_channels, cfg.conv_channels, cfg.conv_kernel, padding=pad),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
+        )
+        self.rnn = nn.GRU(
+            cfg.conv_channels, cfg.rnn_hidden, num_layers=cfg.rnn_layers, batch_first=True,
+            bidirectional=True, dropout=cfg.dropout if cfg.rnn_layers > 1 else 0.0,
+        )
+        self.out = nn.Linear(2 * cfg.rnn_hidden, n_tokens)
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """feats [B, T, n_mels], lengths [B] -> log-probabilities [B, T, n_tokens]."""
+        x = self.conv(feats.transpose(1, 2)).transpose(1, 2)  # [B, T, C]
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        x, _ = self.rnn(packed)
+        x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True, total_length=feats.shape[1])
+        return self.out(x).log_softmax(-1)  # [B, T, V]
+
+
+def greedy_decode(log_probs: torch.Tensor, length: int) -> list[str]:
+    """Best path of one utterance [T, V]: merge repeats, drop blanks."""
+    best = log_probs[:length].argmax(-1).tolist()
+    phones, prev = [], 0
+    for idx in best:
+        if idx != prev and idx != 0:
+            phones.append(TOKENS[idx])
+        prev = idx
+    return phones
+
+
+class CtcRecognizer:
+    """A trained model ready to transcribe 16 kHz waveforms into phone lists."""
+
+    name = "ctc"
+
+    def __init__(self, model: CtcPhoneModel, cfg: AsrConfig, model_dir: Path):
+        self.model = model.eval()
+        self.cfg = cfg
+        self.model_dir = model_dir
+
+    @torch.inference_mode()
+    def recognize(self, wav: np.ndarray) -> list[str]:
+        feats = normalised_mel(wav, self.cfg.mel)
+        if feats.shape[0] == 0:
+            return []
+        log_probs = self.model(feats[None], torch.tensor([feats.shape[0]]))
+        return greedy_decode(log_probs[0], feats.shape[0])
+
+
+def load_ctc_recognizer(model_dir: str | Path) -> CtcRecognizer:
+    """Load `asr_train`'s output directory; refuse one whose token list differs from ours."""
+    model_dir = Path(model_dir)
+    for name in ("config.yaml", "tokens.txt", "model.pth"):
+        if not (model_dir / name).is_file():
+            raise FileNotFoundError(f"{model_dir}: no {name}; train it with `python -m svslm.bin.asr_train`")
+    tokens = tuple((model_dir / "tokens.txt").read_text(encoding="utf-8").split())
+    if tokens != TOKENS:
+        raise ValueError(f"{model_dir}/tokens.txt differs from the phone inventory of svslm.data.phonemes")
+    cfg = load_config(model_dir / "config.yaml", AsrConfig)
+    model = CtcPhoneModel(cfg.mel.n_mels, len(TOKENS), cfg.model)
+    model.load_state_dict(torch.load(model_dir / "model.pth", map_location="cpu", weights_only=True))
+    return CtcRecognizer(model, cfg, model_dir)
