@@ -1,0 +1,144 @@
+"""Training segments for the vocoder: aligned (input mel, waveform) pairs cut from utterances.
+
+The input mel is either the ground truth, cropped so that it equals the whole utterance's mel
+(what the vocoder sees at inference), or a predicted mel of the same utterance (fine-tuning on
+the flow model's outputs). Randomness is a function of (seed, epoch) only, so an interrupted
+training resumes mid-epoch with exactly the segments it would have drawn.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset
+
+from svslm.utils.audio import load_wav
+from svslm.utils.fileio import read_kaldi_map
+from svslm.utils.mel import MelConfig, mel_spectrogram
+
+log = logging.getLogger("svslm")
+
+MAX_MEL_MISMATCH = 2  # frames a predicted mel may differ from the audio's N // hop
+
+
+class DataError(ValueError):
+    """Training data that cannot be used; the message lists every bad utterance."""
+
+
+@dataclass
+class Utterance:
+    utt: str
+    wav_path: str
+    n_frames: int  # mel frames used: N // hop, or the shorter of audio and predicted mel
+    mel_path: str | None = None  # predicted mel (fine-tuning); None = ground truth
+
+
+def load_mel_array(path: str) -> np.ndarray:
+    """A stored mel float32 [n_mels, T]: a .npy file or a kaldiio ark entry (`file.ark:offset`)."""
+    return np.asarray(np.load(path) if path.endswith(".npy") else kaldiio.load_mat(path), dtype=np.float32)
+
+
+def read_utterances(
+    wav_scp: Path, mel: MelConfig, min_frames: int, mel_scp: Path | None = None
+) -> list[Utterance]:
+    """The usable utterances of `wav_scp` (and `mel_scp`), sorted by id.
+
+    Utterances shorter than `min_frames` are skipped with a warning. Unreadable audio, a wrong
+    sample rate, or a predicted mel of the wrong shape are errors, all reported together.
+    """
+    wavs = read_kaldi_map(wav_scp)
+    mels = read_kaldi_map(mel_scp) if mel_scp is not None else None
+    bad, short, items = [], [], []
+    if mels is not None:
+        missing = sorted(set(wavs) - set(mels))
+        if missing:
+            log.warning("%s: no predicted mel for %d utterances of %s (skipped): %s",
+                        mel_scp, len(missing), wav_scp, " ".join(missing[:20]))
+        bad += [f"{utt}: in {mel_scp} but not in {wav_scp}" for utt in sorted(set(mels) - set(wavs))]
+    for utt in sorted(wavs):
+        if mels is not None and utt not in mels:
+            continue
+        try:
+            info = sf.info(wavs[utt])
+        except Exception as err:  # soundfile raises several types for unreadable files
+            bad.append(f"{utt}: unreadable audio {wavs[utt]} ({err})")
+            continue
+        if info.samplerate != mel.sample_rate:
+            bad.append(f"{utt}: {wavs[utt]} is {info.samplerate} Hz, the mel needs {mel.sample_rate} Hz")
+            continue
+        n_frames = info.frames // mel.hop_length
+        mel_path = None
+        if mels is not None:
+            mel_path = mels[utt]
+            try:
+                shape = load_mel_array(mel_path).shape
+            except Exception as err:
+                bad.append(f"{utt}: unreadable mel {mel_path} ({err})")
+                continue
+            if len(shape) != 2 or shape[0] != mel.n_mels or abs(shape[1] - n_frames) > MAX_MEL_MISMATCH:
+                bad.append(f"{utt}: mel {mel_path} has shape {shape}, expected [{mel.n_mels}, {n_frames}]")
+                continue
+            n_frames = min(n_frames, shape[1])
+        if n_frames < min_frames:
+            short.append(utt)
+            continue
+        items.append(Utterance(utt, wavs[utt], n_frames, mel_path))
+    if bad:
+        raise DataError(f"{len(bad)} bad utterance(s) for the vocoder:\n  " + "\n  ".join(bad))
+    if short:
+        log.warning("%s: %d utterances shorter than %d frames skipped: %s",
+                    wav_scp, len(short), min_frames, " ".join(short[:20]))
+    return items
+
+
+def ground_truth_mel_segment(wav: np.ndarray, start: int, n_frames: int, cfg: MelConfig) -> np.ndarray:
+    """Frames [start, start + n_frames) of the whole utterance's mel, computing only a slice.
+
+    The slice carries enough context on each side for every kept frame's analysis window; where
+    it meets the utterance's ends, the reflect padding is the same as for the whole utterance.
+    """
+    margin = -(-(cfg.n_fft - cfg.hop_length) // cfg.hop_length)  # frames of window overhang
+    first = max(0, start - margin)
+    end = min(wav.size, (start + n_frames + margin) * cfg.hop_length)
+    mel = mel_spectrogram(wav[first * cfg.hop_length:end], cfg).numpy()  # [n_mels, frames of slice]
+    return mel[:, start - first:start - first + n_frames]
+
+
+class SegmentDataset(Dataset):
+    """Item `(index, seed)` -> (mel float32 [n_mels, S], waveform float32 [S * hop]), S = segment_frames."""
+
+    def __init__(self, utterances: list[Utterance], mel: MelConfig, segment_frames: int):
+        self.utterances = utterances
+        self.mel = mel
+        self.segment_frames = segment_frames
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = key
+        item = self.utterances[index]
+        hop, frames = self.mel.hop_length, self.segment_frames
+        wav = load_wav(item.wav_path)
+        start = int(np.random.default_rng(seed).integers(0, item.n_frames - frames + 1))
+        if item.mel_path is None:
+            mel = ground_truth_mel_segment(wav, start, frames, self.mel)
+        else:
+            mel = load_mel_array(item.mel_path)[:, start:start + frames]
+        segment = wav[start * hop:(start + frames) * hop]
+        return torch.from_numpy(np.ascontiguousarray(mel)), torch.from_numpy(segment.copy())
+
+
+def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[list[tuple[int, int]]]:
+    """The batches of one epoch: a shuffled pass over the utterances, one random segment each
+    (the segment's seed rides along with the index); the last incomplete batch is dropped."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n_items)
+    segment_seeds = rng.integers(0, 2**31 - 1, size=n_items)
+    keys = [(int(i), int(s)) for i, s in zip(order, segment_seeds)]
+    return [keys[b:b + batch_size] for b in range(0, n_items - batch_size + 1, batch_size)]

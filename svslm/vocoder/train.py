@@ -1,0 +1,268 @@
+"""HiFi-GAN training loop (stage 5): ground-truth or predicted mel -> waveform.
+
+One step = a discriminator update on detached generated audio, then a generator update with
+LSGAN + 2 x feature matching + 45 x mel L1 (HiFi-GAN V1). The learning rate decays by
+`lr_decay` after every epoch. Checkpoints hold generator, discriminators and optimisers; the
+newest one is resumed from, and since the data order is a function of (seed, epoch) a resumed
+run continues exactly where the interrupted one stopped.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from svslm.utils.audio import load_wav
+from svslm.utils.config import ConfigError, from_dict, save_config, to_dict
+from svslm.utils.fileio import atomic_path
+from svslm.utils.mel import check_same_mel, mel_spectrogram
+from svslm.vocoder.config import VocoderConfig
+from svslm.vocoder.dataset import SegmentDataset, epoch_batches, read_utterances
+from svslm.vocoder.losses import (
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    mel_l1_loss,
+)
+from svslm.vocoder.models import Discriminators, Generator
+
+log = logging.getLogger("svslm")
+
+CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)\.pt$")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest checkpoint in `ckpt_dir` (files are written atomically, so each one is whole)."""
+    found = sorted(
+        (int(m.group(1)), p) for p in ckpt_dir.glob("checkpoint_*.pt") if (m := CHECKPOINT_RE.match(p.name))
+    )
+    return found[-1][1] if found else None
+
+
+def save_checkpoint(ckpt_dir: Path, state: dict, keep: int) -> Path:
+    path = ckpt_dir / f"checkpoint_{state['step']:08d}.pt"
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    older = sorted(p for p in ckpt_dir.glob("checkpoint_*.pt") if CHECKPOINT_RE.match(p.name) and p != path)
+    for stale in older[: max(0, len(older) - (keep - 1))]:
+        stale.unlink()
+    return path
+
+
+def check_resumable(cfg: VocoderConfig, exp_dir: Path) -> None:
+    """Refuse to continue an experiment whose model or mel definition was different."""
+    path = exp_dir / "config.yaml"
+    if not path.is_file():
+        return
+    old = from_dict(VocoderConfig, yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    check_same_mel(old.mel, cfg.mel, str(path), "the new config")
+    for section in ("generator", "discriminator"):
+        if getattr(old, section) != getattr(cfg, section):
+            raise ConfigError(
+                f"{exp_dir} holds a vocoder with different {section} settings ({path}); "
+                "train in a new --exp_dir"
+            )
+
+
+class Trainer:
+    def __init__(self, cfg: VocoderConfig, data_dir: Path, exp_dir: Path):
+        self.cfg, self.exp_dir = cfg, exp_dir
+        tc = cfg.train
+        self.device = resolve_device(tc.device)
+        torch.manual_seed(tc.seed)
+        self.generator = Generator(cfg.generator, cfg.mel).to(self.device)
+        self.discriminators = Discriminators(cfg.discriminator).to(self.device)
+        betas = tuple(tc.adam_betas)
+        self.optim_g = torch.optim.AdamW(self.generator.parameters(), tc.learning_rate, betas=betas)
+        self.optim_d = torch.optim.AdamW(self.discriminators.parameters(), tc.learning_rate, betas=betas)
+        self.step = 0
+
+        mel_scp = Path(tc.finetune_mel_scp) if tc.finetune_mel_scp else None
+        train_utts = read_utterances(data_dir / "train" / "wav.scp", cfg.mel, tc.segment_frames, mel_scp)
+        if len(train_utts) < tc.batch_size:
+            raise ConfigError(
+                f"{data_dir}/train has {len(train_utts)} usable utterances, fewer than "
+                f"train.batch_size {tc.batch_size}"
+            )
+        self.train_set = SegmentDataset(train_utts, cfg.mel, tc.segment_frames)
+        self.steps_per_epoch = len(train_utts) // tc.batch_size
+        dev_utts = read_utterances(data_dir / "dev" / "wav.scp", cfg.mel, min_frames=1)
+        self.dev_utts = dev_utts[: tc.max_valid_utts]
+        log.info("train: %d utterances (%s mel), %d steps per epoch; dev: %d utterances for validation",
+                 len(train_utts), "predicted" if mel_scp else "ground-truth", self.steps_per_epoch,
+                 len(self.dev_utts))
+
+    # ---- checkpoints ----
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "discriminators": self.discriminators.state_dict(),
+            "optim_g": self.optim_g.state_dict(),
+            "optim_d": self.optim_d.state_dict(),
+            "config": to_dict(self.cfg),
+        }
+
+    def load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.generator.load_state_dict(state["generator"])
+        self.discriminators.load_state_dict(state["discriminators"])
+        self.optim_g.load_state_dict(state["optim_g"])
+        self.optim_d.load_state_dict(state["optim_d"])
+        self.step = state["step"]
+
+    def init_from(self, vocoder_dir: Path) -> None:
+        """Start from another vocoder's newest weights (fine-tuning); optimisers and step start anew."""
+        path = latest_checkpoint(vocoder_dir / "checkpoints")
+        if path is None:
+            raise FileNotFoundError(f"train.init_from: no checkpoint under {vocoder_dir}/checkpoints")
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        old = from_dict(VocoderConfig, state["config"], str(path))
+        check_same_mel(old.mel, self.cfg.mel, f"vocoder {vocoder_dir}", "this config")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminators.load_state_dict(state["discriminators"])
+        log.info("initialised generator and discriminators from %s (step %d)", path, state["step"])
+
+    # ---- one optimisation step ----
+    def train_step(self, mel: torch.Tensor, wav: torch.Tensor) -> dict[str, float]:
+        """mel [B, n_mels, S], wav [B, S * hop] -> the step's losses."""
+        lc = self.cfg.loss
+        fake = self.generator(mel)  # [B, S * hop]
+        adversarial = self.step >= self.cfg.train.discriminator_start_step
+        losses = {}
+        if adversarial:
+            real_scores, _ = self.discriminators(wav)
+            fake_scores, _ = self.discriminators(fake.detach())
+            loss_d = discriminator_loss(real_scores, fake_scores)
+            self.optim_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.optim_d.step()
+            losses["discriminator"] = loss_d.item()
+
+        loss_mel = mel_l1_loss(fake, wav, self.cfg.mel)
+        loss_g = lc.mel_weight * loss_mel
+        if adversarial:
+            _, real_features = self.discriminators(wav)
+            fake_scores, fake_features = self.discriminators(fake)
+            loss_adv = generator_adversarial_loss(fake_scores)
+            loss_fm = feature_matching_loss(real_features, fake_features)
+            loss_g = loss_g + loss_adv + lc.feature_matching_weight * loss_fm
+            losses.update(adversarial=loss_adv.item(), feature_matching=loss_fm.item())
+        self.optim_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optim_g.step()
+        losses.update(mel_l1=loss_mel.item(), generator=loss_g.item())
+        return losses
+
+    def set_learning_rate(self) -> float:
+        """V1's per-epoch exponential decay, as a function of the step (nothing to checkpoint)."""
+        epoch = self.step // self.steps_per_epoch
+        lr = self.cfg.train.learning_rate * self.cfg.train.lr_decay**epoch
+        for optim in (self.optim_g, self.optim_d):
+            for group in optim.param_groups:
+                group["lr"] = lr
+        return lr
+
+    # ---- validation ----
+    @torch.no_grad()
+    def validate(self, writer: SummaryWriter) -> float:
+        """Mean absolute log-mel error (dB for a dB mel) of resynthesised dev utterances."""
+        self.generator.eval()
+        errors = []
+        for i, item in enumerate(self.dev_utts):
+            wav = torch.from_numpy(load_wav(item.wav_path)[: item.n_frames * self.cfg.mel.hop_length])
+            mel = mel_spectrogram(wav, self.cfg.mel).to(self.device)  # [n_mels, T]
+            fake = self.generator(mel.unsqueeze(0))[0]  # [T * hop]
+            fake_mel = mel_spectrogram(fake, self.cfg.mel)
+            errors.append((fake_mel - mel).abs().mean().item())
+            if i < self.cfg.train.n_audio_samples:
+                sr = self.cfg.mel.sample_rate
+                writer.add_audio(f"dev/{item.utt}/generated", fake.cpu().unsqueeze(0), self.step, sr)
+                if self.step <= self.cfg.train.valid_interval:
+                    writer.add_audio(f"dev/{item.utt}/ground_truth", wav.unsqueeze(0), self.step, sr)
+                writer.add_figure(f"dev/{item.utt}/mel", mel_figure(fake_mel.cpu(), mel.cpu()), self.step)
+        self.generator.train()
+        return float(np.mean(errors))
+
+    # ---- the loop ----
+    def run(self) -> None:
+        tc = self.cfg.train
+        ckpt_dir = self.exp_dir / "checkpoints"
+        latest = latest_checkpoint(ckpt_dir)
+        if latest is not None:
+            self.load_state(latest)
+            log.info("resumed from %s at step %d", latest, self.step)
+        elif tc.init_from:
+            self.init_from(Path(tc.init_from))
+        writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.step)
+        progress = tqdm(total=tc.max_steps, initial=self.step, desc="vocoder", unit="step", dynamic_ncols=True)
+        self.generator.train()
+        while self.step < tc.max_steps:
+            epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
+            batches = epoch_batches(len(self.train_set), tc.batch_size, tc.seed, epoch)[done_in_epoch:]
+            loader = DataLoader(self.train_set, batch_sampler=batches, num_workers=tc.num_workers,
+                                pin_memory=self.device.type == "cuda")
+            for mel, wav in loader:
+                lr = self.set_learning_rate()
+                losses = self.train_step(mel.to(self.device), wav.to(self.device))
+                self.step += 1
+                progress.update(1)
+                if self.step % tc.log_interval == 0:
+                    for name, value in losses.items():
+                        writer.add_scalar(f"train/{name}", value, self.step)
+                    writer.add_scalar("train/learning_rate", lr, self.step)
+                    progress.set_postfix(mel_l1=f"{losses['mel_l1']:.3f}", epoch=epoch)
+                    log.info("step %d epoch %d lr %.3g %s", self.step, epoch, lr,
+                             " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+                if self.step % tc.valid_interval == 0 or self.step == tc.max_steps:
+                    error = self.validate(writer)
+                    writer.add_scalar("dev/mel_l1", error, self.step)
+                    log.info("step %d: dev mel L1 %.3f", self.step, error)
+                if self.step % tc.checkpoint_interval == 0 or self.step == tc.max_steps:
+                    save_checkpoint(ckpt_dir, self.state(), tc.keep_checkpoints)
+                if self.step >= tc.max_steps:
+                    break
+        progress.close()
+        writer.close()
+        with atomic_path(self.exp_dir / "generator.pth") as tmp:
+            torch.save(self.generator.state_dict(), tmp)
+        log.info("generator after %d steps: %s", self.step, self.exp_dir / "generator.pth")
+
+
+def mel_figure(generated: torch.Tensor, reference: torch.Tensor):
+    """Generated above reference log-mel [n_mels, T], for tensorboard."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    for ax, mel, title in zip(axes, (generated, reference), ("generated", "ground truth")):
+        ax.imshow(mel.numpy(), origin="lower", aspect="auto", interpolation="none")
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def train_vocoder(cfg: VocoderConfig, data_dir: str | Path, exp_dir: str | Path) -> Path:
+    """Train (or resume, or finish) the vocoder in `exp_dir`; returns the generator.pth path."""
+    exp_dir = Path(exp_dir)
+    check_resumable(cfg, exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, exp_dir / "config.yaml")
+    Trainer(cfg, Path(data_dir), exp_dir).run()
+    return exp_dir / "generator.pth"
+
