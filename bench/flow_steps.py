@@ -7,8 +7,10 @@
 For every model and number of steps (2, 4, 8, 16, 32 by default) the test utterances are sampled
 in one batch and compared with the ground truth:
 - mel L1: mean absolute difference of the log-mel, dB, over all frames and bands;
-- mel-cepstral distance: 10/ln10 sqrt(2 sum_k (c_k - c'_k)^2), c = DCT of the natural-log mel
-  power, k = 1..24, averaged over frames (an MCD computed on the mel, not on WORLD's spectrum);
+- mel-cepstral distance: 10/ln10 sqrt(2 sum_k (c_k - c'_k)^2), k = 1..24, averaged over frames,
+  where c is the cepstrum of the mel's natural-log amplitude scaled as SPTK's
+  (ln|X| = c_0 + 2 sum_k c_k cos(...)): an MCD computed on the 80-band mel, not on WORLD's
+  spectrum, so comparable between rows here but not with VERSA's MCD;
 - F0 RMSE (Hz, frames voiced in both) and voicing error: pyworld DIO+StoneMask at 5 ms on audio
   rebuilt from each mel by Griffin-Lim (32 iterations), the reference rebuilt the same way so that
   the inversion's own error cancels;
@@ -48,8 +50,9 @@ def mel_l1(a: np.ndarray, b: np.ndarray) -> float:
 def mel_cepstral_distance(a: np.ndarray, b: np.ndarray, cfg: MelConfig) -> float:
     """a, b: log-mel [n_mels, T] in the config's scale."""
     def cepstra(m):
-        ln_power = m * np.log(10.0) / 10.0 if cfg.log_scale == "db_power" else 2.0 * m
-        return scipy.fft.dct(ln_power, type=2, norm="ortho", axis=0)[1 : N_CEPSTRA + 1]
+        ln_amplitude = m * np.log(10.0) / 20.0 if cfg.log_scale == "db_power" else m
+        # unnormalised DCT-II y_k = 2 sum_n x_n cos(pi k (2n + 1) / 2N) = 2N c_k
+        return scipy.fft.dct(ln_amplitude, type=2, axis=0)[1 : N_CEPSTRA + 1] / (2 * m.shape[0])
     diff = cepstra(a) - cepstra(b)
     return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * (diff**2).sum(0))))
 
@@ -87,6 +90,7 @@ def row(name: str, s: dict, rtf: str = "") -> str:
 def bench_model(exp_dir: Path, args, codec) -> list[str]:
     cfg = load_config(exp_dir / "config.yaml", FlowTrainConfig)
     flow = load_flow(exp_dir)
+    train_steps = torch.load(exp_dir / "best.pth", weights_only=True)["step"]
     mel_cfg = flow.mel_config
     mel_out = cfg.model.output == "mel"
     if not mel_out:  # judged in mel space: the target mel is needed as the reference
@@ -108,7 +112,7 @@ def bench_model(exp_dir: Path, args, codec) -> list[str]:
 
     lines = [f"### {exp_dir.name}: {variant_name(cfg.model)}", "",
              f"{len(refs)} utterances of {args.split} ({seconds:.1f} s){'; left out: ' + str(len(bad)) if bad else ''}; "
-             f"solver {flow.cfg.sampling.solver}, guidance {flow.cfg.sampling.guidance}, seed 0.", "",
+             f"solver {flow.cfg.sampling.solver}, seed 0; trained {train_steps} steps.", "",
              "| system | mel L1 (dB) | mel-cepstral dist. (dB) | F0 RMSE (Hz) | V/UV err. (%) | s per s of audio |",
              "|---|---|---|---|---|---|"]
     cond_mels = [mel_spectrogram(codec.decode(batch["cond_tokens"][i, :n]), mel_cfg).numpy() for i, n in enumerate(lengths)]
@@ -117,11 +121,16 @@ def bench_model(exp_dir: Path, args, codec) -> list[str]:
         direct = [emb[i, :n].T.numpy() for i, n in enumerate(lengths)]
         lines.append(row(f"codec condition ({flow.condition_source}), embedding as mel", scores(refs, direct, ref_f0, mel_cfg)))
     prompt = batch.get("prompt_mel")
-    for n_steps in args.steps:
+    default = flow.cfg.sampling
+    runs = [(n, default.guidance) for n in args.steps]
+    runs += [(default.n_steps, g) for g in args.guidances if g != default.guidance]
+    for n_steps, guidance in runs:
         start = time.perf_counter()
-        out = flow.sample(emb, batch.get("midi"), batch["mask"], n_steps=n_steps, seed=0, prompt_mel=prompt)
+        out = flow.sample(emb, batch.get("midi"), batch["mask"], n_steps=n_steps, guidance=guidance, seed=0,
+                          prompt_mel=prompt)
         rtf = (time.perf_counter() - start) / seconds
-        lines.append(row(f"flow, {n_steps} steps", scores(refs, to_mels(out), ref_f0, mel_cfg), f"{rtf:.3f}"))
+        name = f"flow, {n_steps} steps, guidance {guidance}"
+        lines.append(row(name, scores(refs, to_mels(out), ref_f0, mel_cfg), f"{rtf:.3f}"))
         print(lines[-1], file=sys.stderr)
     return lines + [""]
 
@@ -134,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lm_decode_dir", default=None)
     parser.add_argument("--split", default="test")
     parser.add_argument("--steps", nargs="+", type=int, default=[2, 4, 8, 16, 32])
+    parser.add_argument("--guidances", nargs="*", type=float, default=[0.0, 0.7],
+                        help="guidance scales tried at the config's number of steps")
     parser.add_argument("--max_utts", type=int, default=16)
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write (default: print)")
     args = parser.parse_args(argv)
