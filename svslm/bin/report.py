@@ -37,9 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not scores:
         log.warning("%s/scores/ has no scores: the tables show every metric as missing", eval_dir)
-    summary_path = eval_dir / "scores" / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else None
-    atomic_write_text(eval_dir / "RESULTS.md", render_results(str(eval_dir), manifest, scores, summary))
+    atomic_write_text(eval_dir / "RESULTS.md", render_results(str(eval_dir), manifest, scores))
     log.info("wrote %s", eval_dir / "RESULTS.md")
     if not args.no_html:
         data_dir = Path(args.data_dir or manifest["paths"]["data_dir"])

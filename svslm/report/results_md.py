@@ -11,7 +11,9 @@ from typing import Any
 
 from svslm.infer.conditions import CONDITIONS, REFERENCE_SLUG, get_condition
 from svslm.report.published import PUBLISHED, PublishedRow
-from svslm.report.scores import METRICS, Metric, Summary, SystemScores, metric_modes, metric_unit
+from svslm.report.scores import (
+    GROUND_TRUTH_FILE, METRIC_BY_NAME, METRICS, Metric, Summary, SystemScores, metric_modes, metric_unit,
+)
 
 FINAL_CONDITION = "LM + Flow2 + Voc"  # the paper's full system, compared with others in Table 1
 
@@ -58,7 +60,43 @@ def our_row(label: str, scores: SystemScores | None, status: dict[str, Any] | No
             slug = status["slug"] if status else "?"
             reason = f"{label}: no scores/{slug}.json (run `python -m svslm.bin.score_eval`)"
         return f"| {label} | " + " | ".join(["—"] * (len(METRICS) - 1) + ["— " + notes.ref(reason)]) + " |"
+    if scores.unscored:
+        listed = "; ".join(f"{u} ({why})" for u, why in list(scores.unscored.items())[:5])
+        more = f" and {len(scores.unscored) - 5} more" if len(scores.unscored) > 5 else ""
+        label += " " + notes.ref(f"{label}: {len(scores.unscored)} test utterance(s) not scored: {listed}{more}")
     return f"| {label} | " + " | ".join(cell(scores.metrics.get(m.name), m, notes, label) for m in METRICS) + " |"
+
+
+def metric_sources(scores: dict[str, SystemScores]) -> list[str]:
+    """One line per metric computed: unit, mode and the model or method behind it."""
+    lines = []
+    names = list(dict.fromkeys([m.name for m in METRICS] + [k for s in scores.values() for k in s.metrics]))
+    for name in names:
+        found = [s for s in scores.values() if name in s.metrics]
+        if not found:
+            continue
+        summary, source = found[0].metrics[name], found[0].sources.get(name, "")
+        detail = ", ".join(x for x in (summary.unit, f"`{summary.mode}`" if summary.mode else "") if x)
+        lines.append(f"- {name}{f' ({detail})' if detail else ''}: {source or 'source not stated'}")
+    return lines
+
+
+def other_metrics_table(scores: dict[str, SystemScores], notes: Notes) -> list[str]:
+    """Metrics the scorer computed beyond the paper's columns (e.g. DNSMOS SIG/BAK, a second ASR)."""
+    extra = list(dict.fromkeys(k for s in scores.values() for k in s.metrics if k not in METRIC_BY_NAME))
+    if not extra:
+        return []
+    lines = ["| System | " + " | ".join(extra) + " |", "|" + "---|" * (len(extra) + 1)]
+    for sc in scores.values():
+        cells = []
+        for name in extra:
+            summary = sc.metrics.get(name)
+            if summary is None or summary.na:
+                cells.append("n/a " + notes.ref(f"{name}: {summary.na if summary else 'not computed'}"))
+            else:
+                cells.append(f"{summary.mean:.3f}" + (f" ± {summary.ci95:.3f}" if summary.ci95 is not None else ""))
+        lines.append(f"| {sc.name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def published_row(row: PublishedRow, tag: str) -> str:
@@ -99,7 +137,6 @@ def render_results(
     eval_dir: str,
     manifest: dict[str, Any],
     scores: dict[str, SystemScores],
-    summary: dict[str, Any] | None = None,
     published: tuple[PublishedRow, ...] = PUBLISHED,
 ) -> str:
     notes = Notes()
@@ -126,7 +163,7 @@ def render_results(
         "## Table 1: the full system beside published systems",
         "",
         header(scores, "System"),
-        our_row("Ground truth (ours)", scores.get(REFERENCE_SLUG), {"slug": REFERENCE_SLUG}, notes),
+        our_row("Ground truth (ours)", scores.get(REFERENCE_SLUG), {"slug": GROUND_TRUTH_FILE}, notes),
         our_row(f"{final.name} (ours)", scores.get(final.slug), status.get(final.slug), notes),
     ]
     out += [published_row(row, tags[row.source]) for row in published if row.table == 1]
@@ -135,8 +172,7 @@ def render_results(
         out += ["", f"The published rows were scored with `{', '.join(other_modes)}`, ours with "
                 f"`{', '.join(by_mode)}`: their F0_RMSE, F0_CORR and MCD are not directly comparable."]
     out += ["", "## Table 2: recipe ablation (the paper's conditions)", "", header(scores, "Condition")]
-    if REFERENCE_SLUG in scores:
-        out.append(our_row("Ground truth", scores[REFERENCE_SLUG], None, notes))
+    out.append(our_row("Ground truth", scores.get(REFERENCE_SLUG), {"slug": GROUND_TRUTH_FILE}, notes))
     for cond in CONDITIONS:
         if cond.slug not in status and cond.slug not in scores:
             continue  # not selected in this run
@@ -146,14 +182,15 @@ def render_results(
         if slug != REFERENCE_SLUG and slug not in {c.slug for c in CONDITIONS}:
             out.append(our_row(sc.name, sc, None, notes))
     out += [published_row(row, tags[row.source]) for row in published if row.table == 2]
+    other = other_metrics_table(scores, notes)
+    if other:
+        out += ["", "Other metrics computed (not in the paper's tables):", ""] + other
     if notes.texts:
         out += ["", "Notes:", "", notes.markdown()]
     out += ["", "Published sources:", ""]
     out += [f"- {tags[src]} {src}." for src in sources] or ["- none"]
     out += [f"- {row.system} {tags[row.source]}: {row.note}." for row in published if row.note]
-    out += ["", "## How these rows were made", "", provenance(manifest)]
-    if summary:
-        cfg = summary.get("config") or summary.get("score_config")
-        if cfg:
-            out += ["", f"Scoring config: `{cfg if isinstance(cfg, str) else cfg.get('path', cfg)}`."]
+    out += ["", "## How these rows were made", "", provenance(manifest), "", "Metrics (unit, mode, source); the full "
+            "scoring config is `config` in `scores/summary.json`:", ""]
+    out += metric_sources(scores) or ["- no scores yet"]
     return "\n".join(out) + "\n"

@@ -1,17 +1,15 @@
 """Reading what stage 6 wrote into an evaluation directory: manifest.json and scores/*.json.
 
-The scores of one system (`scores/<slug>.json`, written by `svslm.bin.score_eval`):
-    {"condition": <slug or name>,
-     "metrics": {<metric>: {"mean": x, "ci95": half-width | [lo, hi], "n": k, "unit": "Hz",
-                            "mode": "dtw: false" | {"dtw": false}, ...} | {"n/a": <reason>}},
-     "utts": {<utt>: {<metric>: x | {"n/a": <reason>}}}}
-Metric keys are matched to the paper's columns ignoring case and punctuation (`f0_rmse`,
-`F0_RMSE` and `F0-RMSE` are one column).
+`scores/<slug>.json` is a `svslm.evaluate.scorer.ScoreReport` (written by `svslm.bin.score_eval`):
+    {"name": ..., "metrics": {<metric>: {"unit", "better", "source", "mode"}},
+     "summary": {<metric>: {"mean", "ci95" (half-width or null), "n", "n_na"} | {"n/a": <reason>}},
+     "utts": {<utt>: {<metric>: value | {"n/a": <reason>}}},
+     "errors": {<utt>: <why not scored>}, "only_in_ref": [<test utts without a wav>], ...}
+The recordings' own scores are `scores/ground_truth.json`.
 """
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +37,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("DNSMOS", True, "", False, 2),
 )
 METRIC_BY_NAME = {m.name: m for m in METRICS}
-_BY_KEY = {re.sub(r"[^a-z0-9]", "", m.name.lower()): m.name for m in METRICS}
-
-
-def canonical_metric(key: str) -> str:
-    """The paper's column for a metric key, or the key itself for a metric outside the paper's tables."""
-    return _BY_KEY.get(re.sub(r"[^a-z0-9]", "", key.lower()), key)
+GROUND_TRUTH_FILE = "ground_truth"  # scores/ground_truth.json: the references scored as a system
 
 
 def mode_text(mode: Any) -> str:
@@ -66,18 +59,13 @@ class Summary:
     na: str = ""  # reason, when the metric could not be computed at all
 
     @classmethod
-    def from_json(cls, value: Any, metric: str) -> "Summary":
+    def from_json(cls, value: Any, info: dict[str, Any]) -> "Summary":
+        """A `summary` entry of a ScoreReport, with its metric's `metrics` entry (unit, mode)."""
+        unit, mode = str(info.get("unit") or ""), mode_text(info.get("mode"))
         if isinstance(value, dict) and "n/a" in value:
-            return cls(na=str(value["n/a"]))
-        if isinstance(value, (int, float)):
-            return cls(mean=float(value))
-        if not isinstance(value, dict) or value.get("mean") is None:
-            return cls(na=f"no mean in the scores of {metric}")
-        ci = value.get("ci95")
-        if isinstance(ci, (list, tuple)) and len(ci) == 2:
-            ci = (float(ci[1]) - float(ci[0])) / 2.0
-        return cls(mean=float(value["mean"]), ci95=None if ci is None else float(ci), n=value.get("n"),
-                   unit=str(value.get("unit") or ""), mode=mode_text(value.get("mode")))
+            return cls(na=str(value["n/a"]), unit=unit, mode=mode)
+        return cls(mean=float(value["mean"]), ci95=None if value.get("ci95") is None else float(value["ci95"]),
+                   n=value.get("n"), unit=unit, mode=mode)
 
 
 @dataclass
@@ -85,17 +73,20 @@ class SystemScores:
     slug: str
     name: str
     path: Path
-    metrics: dict[str, Summary] = field(default_factory=dict)  # canonical metric -> summary
+    metrics: dict[str, Summary] = field(default_factory=dict)  # metric -> summary
+    sources: dict[str, str] = field(default_factory=dict)  # metric -> model/method that computed it
     utts: dict[str, dict[str, Any]] = field(default_factory=dict)  # utt -> metric -> float | {"n/a": reason}
+    unscored: dict[str, str] = field(default_factory=dict)  # utt -> why it has no scores
 
 
 def system_name(slug_or_name: str) -> tuple[str, str]:
-    """(slug, display name) of a condition, the reference, or an outside system."""
+    """(slug, display name) of a condition, the ground truth, or an outside system. The ground
+    truth's key is the slug of its wav directory (`reference`), whatever its scores file is called."""
     if slug_or_name in BY_SLUG:
         return slug_or_name, BY_SLUG[slug_or_name].name
     if slug_or_name in BY_NAME:
         return BY_NAME[slug_or_name].slug, slug_or_name
-    if slug_or_name == REFERENCE_SLUG:
+    if slug_or_name in (REFERENCE_SLUG, GROUND_TRUTH_FILE):
         return REFERENCE_SLUG, "Ground truth"
     return slug_or_name, slug_or_name
 
@@ -113,12 +104,14 @@ def metric_modes(metric: Metric, scores: dict[str, SystemScores]) -> list[str]:
 
 def load_system_scores(path: Path) -> SystemScores:
     data = json.loads(path.read_text(encoding="utf-8"))
-    slug, name = system_name(str(data.get("condition") or path.stem))
-    out = SystemScores(slug, name, path)
-    for key, value in (data.get("metrics") or {}).items():
-        out.metrics[canonical_metric(key)] = Summary.from_json(value, key)
-    for utt, values in (data.get("utts") or {}).items():
-        out.utts[utt] = {canonical_metric(k): v for k, v in (values or {}).items()}
+    slug, name = system_name(path.stem)
+    infos = data.get("metrics") or {}
+    out = SystemScores(slug, name, path, sources={k: str(v.get("source", "")) for k, v in infos.items()})
+    for metric, value in (data.get("summary") or {}).items():
+        out.metrics[metric] = Summary.from_json(value, infos.get(metric, {}))
+    out.utts = data.get("utts") or {}
+    out.unscored = dict(data.get("errors") or {})
+    out.unscored.update({u: "no synthesized wav" for u in data.get("only_in_ref") or []})
     return out
 
 
@@ -130,7 +123,7 @@ def load_all_scores(eval_dir: Path) -> dict[str, SystemScores]:
             continue
         try:
             scores = load_system_scores(path)
-        except (json.JSONDecodeError, OSError, TypeError, ValueError, AttributeError) as err:
+        except (json.JSONDecodeError, OSError, TypeError, ValueError, AttributeError, KeyError) as err:
             raise ValueError(f"{path}: unreadable scores ({err})") from err
         found[scores.slug] = scores
     order = [REFERENCE_SLUG] + [c.slug for c in CONDITIONS]
