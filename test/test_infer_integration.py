@@ -13,7 +13,9 @@ from svslm.flow.model import FlowModel
 from svslm.flow.train import FlowTrainConfig
 from svslm.infer.config import InferConfig
 from svslm.infer.fixtures import UTTS, make_recipe
+from svslm.infer.pipeline import RecipePaths, Synthesizer
 from svslm.infer.run import run_inference
+from svslm.lm.fixtures import make_init_checkpoint, tiny_lm_config
 from svslm.tokenize.codec import CodecConfig, MiniCodec
 from svslm.utils.config import load_config
 from svslm.utils.mel import MelConfig
@@ -55,3 +57,17 @@ def test_every_condition_with_the_real_components(tmp_path):
             wav, sr = sf.read(dirs["out_dir"] / cond["wav_dir"] / f"{utt}.wav")
             assert sr == 16000 and len(wav) == n * 320, (cond["name"], utt)
             assert np.isfinite(wav).all()
+
+
+def test_new_score_through_the_real_lm(tmp_path):
+    """`synthesize` (what `svslm sing` calls): LM decode, Flow2 with pitch and prompt, vocoder."""
+    dirs = make_recipe(tmp_path, flow_tags=FLOWS)
+    save_untrained_parts(dirs)
+    make_init_checkpoint(dirs["lm_dir"] / "best", tiny_lm_config(), ssl_vocab=16, codebook_size=16)
+    paths = RecipePaths(dirs["dump_dir"], dirs["lm_dir"], dirs["flow_root"], dirs["vocoder_dir"])
+    config = load_config(CONF / "infer" / "tiny.yaml", InferConfig, ["n_steps=2"])
+    synth = Synthesizer.from_recipe(paths, config, ["LM + Flow2 + Voc"], need_lm_model=True)
+    phones = [{"phn": "SP", "start": 0.0, "end": 0.06, "midi": 0}, {"phn": "a", "start": 0.06, "end": 0.2, "midi": 62}]
+    prompt = np.random.default_rng(0).integers(0, 16, size=(12, 9)).astype(np.int32)
+    wav = synth.synthesize(phones, prompt, prompt_audio=np.zeros(4000, np.float32) + 0.01)
+    assert wav.dtype == np.float32 and len(wav) == 10 * 320 and np.isfinite(wav).all()
