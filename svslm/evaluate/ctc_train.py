@@ -100,6 +100,11 @@ def evaluate_per(recognizer: CtcRecognizer, utts: list[Utterance], desc: str) ->
     return 100.0 * edits / ref_len
 
 
+def _resumable_config(cfg: dict) -> dict:
+    """The config without `train.epochs`: raising the epoch count continues a finished run."""
+    return {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "epochs"}}
+
+
 def train_ctc(cfg: AsrConfig, data_dir: Path, exp_dir: Path) -> dict:
     """Train on `data_dir/train`, select on `dev` (train when there is no dev), test on `test`."""
     if (exp_dir / "results.json").is_file():
@@ -121,7 +126,7 @@ def train_ctc(cfg: AsrConfig, data_dir: Path, exp_dir: Path) -> dict:
     last = exp_dir / "last.pth"
     if last.is_file():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        if ckpt["config"] == to_dict(cfg):
+        if _resumable_config(ckpt["config"]) == _resumable_config(to_dict(cfg)):
             model.load_state_dict(ckpt["model"])
             optim.load_state_dict(ckpt["optim"])
             state = ckpt["state"]

@@ -40,6 +40,8 @@ class ResemblyzerEmbedder:
         from resemblyzer.audio import normalize_volume
         from resemblyzer.hparams import audio_norm_target_dBFS
 
+        if not np.any(wav):
+            raise MetricUnavailable("silent audio (all samples zero): no voice to embed")
         if self.trim_silence:
             wav = preprocess_wav(np.asarray(wav, dtype=np.float32), source_sr=16000)
         else:

@@ -1,0 +1,96 @@
+"""The scorer: confidence intervals, singer similarity, DNSMOS, the n/a path, JSON round trip."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from svslm.evaluate.fixtures import SR, sung_tone
+from svslm.evaluate.mos import MosConfig, SheetConfig, SheetSsqa, SingMos, SingMosConfig, dnsmos
+from svslm.evaluate.na import MetricUnavailable, is_na
+from svslm.evaluate.scorer import (
+    ScoreConfig, ScoreItem, ScoreReport, Summary, markdown_table, mean_ci95, score_items,
+)
+from svslm.evaluate.singer_sim import ResemblyzerEmbedder, cosine, singer_similarity
+from svslm.utils.audio import save_wav
+from svslm.utils.config import from_dict
+
+
+def test_mean_ci95_uses_student_t():
+    mean, half = mean_ci95([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert half == pytest.approx(4.302652729911275 * 1.0 / np.sqrt(3))  # t(0.975, 2) * s / sqrt(n)
+    values = np.random.default_rng(0).normal(5, 2, 40)
+    lo, hi = scipy.stats.t.interval(0.95, 39, loc=values.mean(), scale=scipy.stats.sem(values))
+    assert mean_ci95(list(values))[1] == pytest.approx((hi - lo) / 2)
+    assert mean_ci95([4.0]) == (4.0, None)  # one value: no interval
+
+
+def test_cosine_and_singer_similarity_sanity():
+    assert cosine(np.array([1.0, 0.0]), np.array([2.0, 0.0])) == pytest.approx(1.0)
+    assert cosine(np.array([1.0, 0.0]), np.array([0.0, 3.0])) == pytest.approx(0.0)
+    embedder = ResemblyzerEmbedder(trim_silence=False)
+    a = sung_tone(1.5, 220.0)
+    noise = np.random.default_rng(1).standard_normal(a.size).astype(np.float32) * 0.1
+    assert singer_similarity(embedder, a, a) == pytest.approx(1.0, abs=1e-5)
+    assert singer_similarity(embedder, noise, a) < singer_similarity(embedder, a * 0.5, a)
+    # Silence trimmed away by the VAD leaves nothing to embed: n/a, not a number.
+    trimmed = singer_similarity(ResemblyzerEmbedder(trim_silence=True), np.zeros(SR, np.float32), a)
+    assert isinstance(trimmed, MetricUnavailable) and "no voice" in trimmed.reason
+
+
+def test_dnsmos_scores_in_range_and_silence_is_na():
+    out = dnsmos(sung_tone(1.0))
+    assert set(out) == {"DNSMOS", "DNSMOS_SIG", "DNSMOS_BAK", "DNSMOS_P808"}
+    assert all(1.0 <= v <= 5.0 for v in out.values())
+    assert isinstance(dnsmos(np.zeros(SR, np.float32)), MetricUnavailable)
+
+
+def test_published_mos_predictors_without_local_files_are_na(tmp_path):
+    with pytest.raises(MetricUnavailable, match="no local repo_dir configured"):
+        SingMos(SingMosConfig())
+    with pytest.raises(MetricUnavailable, match="does not exist"):
+        SheetSsqa(SheetConfig(repo_dir=str(tmp_path), model_config=str(tmp_path / "c.yml"), checkpoint="x.pkl"))
+    (tmp_path / "ckpt.pt").write_bytes(b"")
+    with pytest.raises(MetricUnavailable, match="cannot import singmos"):
+        SingMos(SingMosConfig(repo_dir=str(tmp_path), checkpoint=str(tmp_path / "ckpt.pt")))
+
+
+@pytest.fixture(scope="module")
+def pair_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pairs")
+    tone = sung_tone(0.6, 220.0)
+    save_wav(d / "ref.wav", tone, SR)
+    save_wav(d / "hyp.wav", tone * 0.5, SR)
+    (d / "broken.wav").write_bytes(b"not a wav")
+    return d
+
+
+def test_report_carries_na_with_reasons_and_survives_json(pair_dir):
+    cfg = from_dict(ScoreConfig, {"metrics": ["mcd_f0", "per", "singmos"]})
+    items = [ScoreItem("u1", str(pair_dir / "ref.wav"), str(pair_dir / "hyp.wav"), ["SP", "n", "i"]),
+             ScoreItem("u2", str(pair_dir / "ref.wav"), str(pair_dir / "ref.wav"), None),
+             ScoreItem("u3", str(pair_dir / "ref.wav"), str(pair_dir / "broken.wav"), None)]
+    report = score_items(items, cfg, nj=1, name="test")
+    assert "u3" in report.errors and "broken.wav" in report.errors["u3"] and set(report.utts) == {"u1", "u2"}
+    assert report.utts["u2"]["MCD"] == pytest.approx(0.0, abs=1e-9) and report.utts["u1"]["MCD"] > 3.0
+    for utt in ("u1", "u2"):  # no recogniser configured / no weights: n/a with the reason, never a number
+        assert is_na(report.utts[utt]["PER"]) and "no model directory" in report.utts[utt]["PER"].reason
+        assert is_na(report.utts[utt]["SingMOS"])
+    summary = report.summary()
+    assert isinstance(summary["MCD"], Summary) and summary["MCD"].n == 2
+    assert isinstance(summary["PER"], MetricUnavailable)
+    data = report.to_json()
+    assert data["summary"]["PER"] == {"n/a": summary["PER"].reason}
+    assert data["metrics"]["MCD"]["mode"] == "dtw: false" and data["metrics"]["F0_RMSE"]["unit"] == "Hz"
+    again = ScoreReport.from_json(data)
+    assert again.to_json() == data
+    table = markdown_table([report])
+    assert "MCD (dB, dtw: false)" in table and "| test |" in table and "PER: no model directory" in table
+
+
+def test_parallel_scoring_matches_serial(pair_dir):
+    cfg = from_dict(ScoreConfig, {"metrics": ["mcd_f0"]})
+    items = [ScoreItem(f"u{i}", str(pair_dir / "ref.wav"), str(pair_dir / "hyp.wav")) for i in range(3)]
+    serial, parallel = score_items(items, cfg, nj=1), score_items(items, cfg, nj=2)
+    assert serial.utts == parallel.utts and list(parallel.utts) == ["u0", "u1", "u2"]

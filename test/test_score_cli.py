@@ -1,0 +1,76 @@
+"""The two scoring entry points on a tiny reference/synthesis directory pair."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from svslm.bin import score, score_eval
+from svslm.evaluate.fixtures import SR, sung_tone
+from svslm.utils.audio import save_wav
+from svslm.utils.fileio import write_kaldi_map
+
+FAST = ["--override", "metrics=[mcd_f0, per, singer_sim]", "--override", "singer_sim.trim_silence=false"]
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    """data/test with two references, and an eval dir with one condition (one wav missing, one extra)."""
+    refs = {"s1#001": sung_tone(0.6, 200.0), "s1#002": sung_tone(0.6, 260.0, seed=1)}
+    wav_scp = {}
+    for utt, wav in refs.items():
+        save_wav(tmp_path / "ref" / f"{utt}.wav", wav, SR)
+        wav_scp[utt] = str(tmp_path / "ref" / f"{utt}.wav")
+    write_kaldi_map(tmp_path / "data" / "test" / "wav.scp", wav_scp)
+    write_kaldi_map(tmp_path / "data" / "test" / "text", {u: "SP n i h ao SP" for u in refs})
+    cond = tmp_path / "exp" / "eval" / "mini" / "wav" / "lm_cd"
+    save_wav(cond / "s1#001.wav", refs["s1#001"] * 0.5, SR)
+    save_wav(cond / "extra.wav", refs["s1#001"], SR)
+    save_wav(tmp_path / "exp" / "eval" / "mini" / "wav" / "reference" / "s1#001.wav", refs["s1#001"], SR)
+    return tmp_path
+
+
+def test_score_matches_names_and_writes_json_and_markdown(corpus):
+    out = corpus / "out"
+    rc = score.main([str(corpus / "ref"), str(corpus / "exp/eval/mini/wav/lm_cd"), "--out_dir", str(out),
+                     "--text", str(corpus / "data/test/text"), "--nj", "2", *FAST])
+    assert rc == 0
+    data = json.loads((out / "scores.json").read_text())
+    assert list(data["utts"]) == ["s1#001"]
+    assert data["only_in_ref"] == ["s1#002"] and data["only_in_hyp"] == ["extra"]
+    assert data["summary"]["MCD"]["n"] == 1 and data["summary"]["MCD"]["ci95"] is None
+    assert data["summary"]["MCD"]["mean"] == pytest.approx(10 / np.log(10) * np.sqrt(2) * np.log(2), rel=0.02)
+    assert "no model directory" in data["summary"]["PER"]["n/a"]
+    md = (out / "scores.md").read_text()
+    assert "| s1#001 |" in md and "References without synthesis" in md and "- extra" in md
+
+
+def test_score_eval_scores_conditions_and_ground_truth_and_resumes(corpus, monkeypatch):
+    monkeypatch.chdir(corpus)
+    args = ["--config", str(Path(__file__).parents[1] / "conf/score/tiny.yaml"),
+            "--data_dir", "data", "--eval_dir", "exp/eval/mini", "--nj", "1", *FAST,
+            "--override", "per.backends=[{kind: ctc, model_dir: ''}]"]
+    assert score_eval.main(args) == 0
+    scores = corpus / "exp/eval/mini/scores"
+    assert sorted(p.name for p in scores.glob("*.json")) == ["ground_truth.json", "lm_cd.json", "summary.json"]
+    summary = json.loads((scores / "summary.json").read_text())
+    gt = summary["conditions"]["ground_truth"]
+    assert gt["name"] == "Ground truth" and gt["utterances"] == 2
+    assert gt["summary"]["MCD"]["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert gt["summary"]["Singer-Sim"]["mean"] == pytest.approx(1.0, abs=1e-5)
+    # The empty ctc model_dir points at exp/asr/<tag>; absent here, so PER is n/a saying where it looked.
+    assert "exp/asr/mini" in gt["summary"]["PER"]["n/a"]
+    lm_cd = summary["conditions"]["lm_cd"]
+    assert lm_cd["utterances"] == 1 and lm_cd["only_in_ref"] == ["s1#002"]
+    assert summary["metrics"]["F0_CORR"]["mode"] == "dtw: false"
+    assert "| Ground truth |" in (scores / "summary.md").read_text()
+    # A re-run with the same wavs and config scores nothing again; a changed wav is re-scored.
+    mtimes = {p.name: p.stat().st_mtime_ns for p in scores.glob("*.json")}
+    assert score_eval.main(args) == 0
+    assert all(mtimes[p.name] == p.stat().st_mtime_ns for p in scores.glob("*.json") if p.name != "summary.json")
+    save_wav(corpus / "exp/eval/mini/wav/lm_cd/s1#001.wav", sung_tone(0.6, 200.0) * 0.25, SR)
+    assert score_eval.main(args) == 0
+    assert (scores / "lm_cd.json").stat().st_mtime_ns != mtimes["lm_cd.json"]
+    assert (scores / "ground_truth.json").stat().st_mtime_ns == mtimes["ground_truth.json"]
