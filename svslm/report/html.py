@@ -29,6 +29,7 @@ CSS = """
 body { font-family: sans-serif; margin: 2em; max-width: 1100px; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+td { white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 td.na { color: #999; }
 section { border-top: 2px solid #444; margin-top: 2em; padding-top: 0.5em; }

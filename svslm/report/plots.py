@@ -42,9 +42,10 @@ def plot_utterance(
     fig, axes = plt.subplots(n + 1, 1, figsize=(10, 1.1 * n + 2.6), sharex=True,
                              gridspec_kw={"height_ratios": [1] * n + [2.2]})
     duration = max(len(w) for _, w in systems) / mel.sample_rate
-    for ax, (label, wav) in zip(axes, systems):
-        spec = mel_spectrogram(np.asarray(wav, dtype=np.float32), mel).numpy()  # [n_mels, T]
-        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=spec.max() - 80, vmax=spec.max(),
+    specs = [mel_spectrogram(np.asarray(wav, dtype=np.float32), mel).numpy() for _, wav in systems]  # [n_mels, T]
+    top = max(float(s.max()) for s in specs)  # one colour scale for all panels, so levels compare
+    for ax, (label, _), spec in zip(axes, systems, specs):
+        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
                   extent=(0, spec.shape[1] / mel.frame_rate, 0, mel.n_mels), interpolation="nearest")
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
         ax.set_yticks([])
