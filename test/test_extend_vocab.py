@@ -22,13 +22,13 @@ def make_checkpoint(directory, token_list, rows=None):
         "corelm.decoders.model.norm.weight": torch.ones(D),
     }
     torch.save(state, directory / "model.pth")
-    config = {"token_list": token_list, "token_bias": {"ssl": 6, "codec": 8}, "corelm_conf": {"hidden_size": D, "nq": 9}}
+    config = {"token_list": token_list, "token_bias": {"ssl": 8, "codec": 10}, "corelm_conf": {"hidden_size": D, "nq": 9}}
     (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return state
 
 
 TOKENS = ["<pad>", "<unk>", "<sos/eos>", "<unused_token_3>", "<spk_start/end>", "<unused_token_5>",
-          "<ssl_code0>", "<ssl_code1>"] + [f"<codec_layer{i}_code{j}>" for i in range(8) for j in range(2)]
+          "<tts_task>", "<unused_token_7>", "<ssl_code0>", "<ssl_code1>"] + [f"<codec_layer{i}_code{j}>" for i in range(8) for j in range(2)]
 SVS = ["svs_AP", "svs_SP", "svs_a"] + [f"svs_{m}" for m in range(128)]
 
 
@@ -43,11 +43,12 @@ def test_markers_fill_reserved_slots_and_svs_tokens_are_appended(tmp_path):
                         "--out_dir", str(tmp_path / "out")]) == 0
     config, state = _load(tmp_path / "out")
     tokens = config["token_list"]
-    # <spk_start/end> existed; the two missing markers took slots 3 and 5, in order
-    assert tokens[3] == "<svs_lb_start/end>" and tokens[5] == "<svs_task>" and tokens[4] == "<spk_start/end>"
-    assert tokens[: len(TOKENS)][6:] == TOKENS[6:]  # every pretrained id keeps its token
+    # <spk_start/end> existed; the missing markers took the free slot after their kind's block
+    assert tokens[5] == "<svs_lb_start/end>" and tokens[7] == "<svs_task>" and tokens[3] == "<unused_token_3>"
+    unchanged = [i for i in range(len(TOKENS)) if i not in (5, 7)]
+    assert [tokens[i] for i in unchanged] == [TOKENS[i] for i in unchanged]  # pretrained ids keep their tokens
     assert tokens[len(TOKENS):] == SVS
-    assert config["token_bias"] == {"ssl": 6, "codec": 8, "svs_lb": len(TOKENS)}
+    assert config["token_bias"] == {"ssl": 8, "codec": 10, "svs_lb": len(TOKENS)}
     assert config["corelm_conf"] == {"hidden_size": D, "nq": 9}
     for key in ("corelm.emb.weight", "corelm.lm_head.weight"):
         assert state[key].shape == (len(tokens), D)

@@ -5,7 +5,7 @@ The checkpoint (docs/formats.md) is a directory with `config.yaml` (inline `toke
 `corelm.lm_head.weight [V, D]`). The SVS template needs the markers `<svs_lb_start/end>`,
 `<spk_start/end>` and `<svs_task>`: those absent are written into reserved `<unused_token_N>`
 slots (as ESPnet reserves them for new modalities and tasks), so ids the pretrained model knows
-keep their meaning. The `svs_*` tokens are appended at the end as one contiguous block, whose
+keep their meaning (each in the block of its kind when the list has one). The `svs_*` tokens are appended at the end as one contiguous block, whose
 start becomes `token_bias["svs_lb"]`; their embedding and head rows are drawn from a normal
 with the per-dimension mean and std of the existing rows, with a fixed seed, so they start at
 the scale the network expects.
@@ -60,6 +60,15 @@ def load_checkpoint(directory: Path) -> tuple[dict, dict]:
     return config, state
 
 
+def _slot_for(marker: str, token_list: list[str], free_slots: list[int]) -> int | None:
+    """The reserved slot for `marker`: the first free one after the last marker of its kind
+    (ESPnet keeps modality markers and task markers in their own blocks), else the first free."""
+    suffix = "_task>" if marker.endswith("_task>") else "_start/end>"
+    same_kind = [i for i, t in enumerate(token_list) if t.endswith(suffix)]
+    after = [i for i in free_slots if same_kind and i > max(same_kind)]
+    return after[0] if after else (free_slots[0] if free_slots else None)
+
+
 def _new_rows(table: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
     mean, std = table.float().mean(dim=0), table.float().std(dim=0)
     rows = mean + std * torch.randn(n, table.shape[1], generator=generator)
@@ -74,18 +83,19 @@ def extend_checkpoint(pretrained_dir: str | Path, svs_tokens: list[str], out_dir
     token_list: list[str] = list(config["token_list"])
     index = {t: i for i, t in enumerate(token_list)}
 
-    free_slots = sorted((int(m.group(1)), i) for i, t in enumerate(token_list) if (m := _UNUSED.fullmatch(t)))
+    free_slots = [i for i, t in enumerate(token_list) if _UNUSED.fullmatch(t)]
     reused = {}
     to_append = []
     for marker in MARKERS:
         if marker in index:
             continue
-        if free_slots:
-            _, slot = free_slots.pop(0)
+        slot = _slot_for(marker, token_list, free_slots)
+        if slot is None:
+            to_append.append(marker)
+        else:
+            free_slots.remove(slot)
             token_list[slot] = marker
             reused[marker] = slot
-        else:
-            to_append.append(marker)
     to_append += [t for t in svs_tokens if t not in index]
 
     generator = torch.Generator().manual_seed(seed)
