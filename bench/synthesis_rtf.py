@@ -8,7 +8,8 @@ Two measurements for each condition, over the first --n_utts test utterances:
   is not timed. Compute seconds / seconds of audio, models loaded beforehand.
 - from score: `Synthesizer.synthesize` on each test score and its speaker prompt, so the LM decode
   is timed too (LM conditions only). This is what `svslm sing` costs.
-RTF < 1 is faster than real time. The wavs go to a temporary directory and are deleted.
+RTF < 1 is faster than real time. One utterance is rendered before timing (first-call costs);
+the wavs go to a temporary directory and are deleted.
 """
 from __future__ import annotations
 
@@ -53,23 +54,28 @@ def main(argv: list[str] | None = None) -> int:
     rows, skipped = [], []
     for cc in config.conditions:
         cond = get_condition(cc.name)
-        missing = paths.missing(cond, cc, need_lm_model=cond.tokens == "lm")
+        missing = paths.missing(cond, cc)
         if missing:
             skipped.append(f"{cond.name}: missing {'; '.join(missing)}")
             continue
+        lm_missing = paths.missing(cond, cc, need_lm_model=True)  # "from score" needs the LM checkpoint too
+        with_lm = cond.tokens == "lm" and not lm_missing
+        if cond.tokens == "lm" and lm_missing:
+            skipped.append(f"{cond.name}, from score: missing {'; '.join(lm_missing)}")
         t0 = time.perf_counter()
-        synth = Synthesizer.from_recipe(paths, config, [cond.name], need_lm_model=cond.tokens == "lm")
+        synth = Synthesizer.from_recipe(paths, config, [cond.name], need_lm_model=with_lm)
         load_s = time.perf_counter() - t0
         needs_prompt = cond.uses_flow and flow_needs_prompt(paths, cc)
         items = [it for it in (item_for(cond, u, inputs, needs_prompt) for u in utts) if not isinstance(it, str)]
         written = seconds = audio = 0.0
         with tempfile.TemporaryDirectory() as tmp:
+            render_batch(synth, cond.name, items[:1], Path(tmp) / "warmup")  # first-call costs (JIT, allocations) not timed
             for i in range(0, len(items), config.batch_size):  # stage 6's batches
                 res = render_batch(synth, cond.name, items[i : i + config.batch_size], Path(tmp))
                 written, seconds, audio = written + len(res.written), seconds + res.seconds, audio + res.audio_seconds
         row = {"name": cond.name, "n": int(written), "audio_s": audio, "load_s": load_s,
                "render_rtf": seconds / audio if audio else None}
-        if cond.tokens == "lm":
+        if with_lm:
             prompts = kaldiio.load_scp(str(paths.dump_dir / "test" / "prompt.scp"))
             seconds = audio = 0.0
             for it in items:
