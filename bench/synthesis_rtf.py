@@ -99,17 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Synthesis real-time factor (stage 6, mini configs)",
         "",
-        f"Measured {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
-        f"`{' '.join(['python', 'bench/synthesis_rtf.py'] + (argv if argv is not None else sys.argv[1:]))}`.",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} with "
-        f"{torch.get_num_threads()} threads, Python {platform.python_version()}; shared with other jobs, so "
-        "treat differences under ~20% as noise.",
-        f"Run: `{root / 'exp'}` tag `{args.tag}`, config `{args.config}` (flow: {config.n_steps} Euler steps, "
-        f"guidance {config.guidance}, batches of {config.batch_size}); the first {len(utts)} test utterances.",
+        (f"Measured {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')} by "
+         f"`{' '.join(['python', 'bench/synthesis_rtf.py'] + (argv if argv is not None else sys.argv[1:]))}`."),
+        (f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} with "
+         f"{torch.get_num_threads()} threads, Python {platform.python_version()}; shared with other jobs, so "
+         "treat differences under ~20% as noise."),
+        (f"Run: `{root / 'exp'}` tag `{args.tag}`, config `{args.config}` (flow: {config.n_steps} Euler steps, "
+         f"guidance {config.guidance}, batches of {config.batch_size}); the first {len(utts)} test utterances."),
         "",
         "RTF = compute seconds / seconds of audio (lower is faster; < 1 is faster than real time).",
-        "*render*: from tokens already on disk, as `svslm.bin.infer` runs (the LM decode of stage 3 not "
-        "timed). *from score*: `Synthesizer.synthesize` on each score, LM decode included (what `svslm sing` costs).",
+        ("*render*: from tokens already on disk, as `svslm.bin.infer` runs (the LM decode of stage 3 not "
+         "timed). *from score*: `Synthesizer.synthesize` on each score, LM decode included (what `svslm sing` costs)."),
         "",
         "| condition | utterances | audio (s) | model load (s) | RTF render | RTF from score |",
         "|---|---|---|---|---|---|",

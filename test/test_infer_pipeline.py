@@ -6,10 +6,9 @@ import types
 
 import numpy as np
 import pytest
-import torch
 
 from svslm.infer.config import ConditionConfig, InferConfig
-from svslm.infer.fixtures import FakeCodec, FakeFlow, FakeVocoder, fake_parts
+from svslm.infer.fixtures import FakeFlow, FakeVocoder, fake_parts
 from svslm.infer.pipeline import MissingComponentError, RecipePaths, Synthesizer
 from svslm.utils.mel import MelConfig, MelMismatchError
 

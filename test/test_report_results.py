@@ -88,11 +88,11 @@ def test_na_cells_point_to_their_reason(reported):
     md = (reported / "RESULTS.md").read_text()
     rows = {r[0].split(" [")[0]: r[1:] for r in table(md, "## Table 2")[2:]}
     ref = re.fullmatch(r"n/a \[(\d+)\]", rows["LM + Flow2 + Voc"][5]).group(1)
-    assert re.search(rf"^{ref}\. SingMOS: {re.escape(SINGMOS_NA)}$", md, re.M)
+    assert re.search(rf"^{ref}\. SingMOS: {re.escape(SINGMOS_NA)}$", md, re.MULTILINE)
     assert rows["LM + CD"][5] == rows["LM + Flow2 + Voc"][5]  # one note per distinct reason
     skipped = re.search(r"\[(\d+)\]", rows["LM + Flow1 + CD"][-1]).group(1)
-    assert re.search(rf"^{skipped}\. LM \+ Flow1 \+ CD: not rendered \(skipped: missing flow model", md, re.M)
-    assert re.search(r"^\d+\. LM \+ CD: 1 test utterance\(s\) not scored: s3#003 \(no synthesized wav\)$", md, re.M)
+    assert re.search(rf"^{skipped}\. LM \+ Flow1 \+ CD: not rendered \(skipped: missing flow model", md, re.MULTILINE)
+    assert re.search(r"^\d+\. LM \+ CD: 1 test utterance\(s\) not scored: s3#003 \(no synthesized wav\)$", md, re.MULTILINE)
 
 
 def test_published_rows_are_marked_and_ours_are_not(reported):

@@ -53,8 +53,8 @@ class FakeFlow:
         self.calls: list[dict] = []
 
     def sample(self, codec_emb, pitch, mask, n_steps, guidance, seed, prompt_mel=None):
-        self.calls.append(dict(codec_emb=codec_emb, pitch=pitch, mask=mask, n_steps=n_steps, guidance=guidance,
-                               seed=seed, prompt_mel=prompt_mel))
+        self.calls.append({"codec_emb": codec_emb, "pitch": pitch, "mask": mask, "n_steps": n_steps,
+                           "guidance": guidance, "seed": seed, "prompt_mel": prompt_mel})
         b, t, _ = codec_emb.shape
         if self.output == "mel":
             return torch.zeros(b, self.mel_config.n_mels, t)
@@ -111,4 +111,5 @@ def make_recipe(root: Path, lm_utts=tuple(UTTS), flow_tags=("f1c", "f1m", "f2m")
         d.mkdir(parents=True, exist_ok=True)
         for f in files:
             (d / f).write_text("model: {}\n")
-    return dict(data_dir=data, dump_dir=dump, lm_dir=lm, flow_root=flow, vocoder_dir=voc, out_dir=root / "exp/eval/t")
+    return {"data_dir": data, "dump_dir": dump, "lm_dir": lm, "flow_root": flow, "vocoder_dir": voc,
+            "out_dir": root / "exp/eval/t"}

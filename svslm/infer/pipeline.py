@@ -62,9 +62,9 @@ class RecipePaths:
     def missing(self, cond: Condition, cc: ConditionConfig, need_lm_model: bool = False) -> list[str]:
         """What `cond` needs and is absent, each with the stage that writes it."""
         out = []
-        if cond.decoder == "codec" or cond.tokens != "none":
-            if not (self.codec_dir / "config.yaml").is_file():
-                out.append(f"codec tokenizer {self.codec_dir}/config.yaml (stage 2)")
+        needs_codec = cond.decoder == "codec" or cond.tokens != "none"
+        if needs_codec and not (self.codec_dir / "config.yaml").is_file():
+            out.append(f"codec tokenizer {self.codec_dir}/config.yaml (stage 2)")
         if cond.uses_flow:
             if not cc.flow_tag:
                 out.append("flow_tag (set it in the infer config for this condition)")
@@ -85,7 +85,7 @@ def component_mel_config(component: Any, where: str) -> MelConfig:
     """The `MelConfig` a flow (mel output) or vocoder was built with (their `mel_config`)."""
     mel = getattr(component, "mel_config", None)
     if not isinstance(mel, MelConfig):
-        raise AttributeError(f"{where}: the loaded model exposes no MelConfig (mel_config attribute)")
+        raise TypeError(f"{where}: the loaded model exposes no MelConfig (mel_config attribute)")
     return mel
 
 
@@ -157,7 +157,7 @@ class Synthesizer:
         config: InferConfig,
         conditions: list[str] | None = None,
         need_lm_model: bool = False,
-    ) -> "Synthesizer":
+    ) -> Synthesizer:
         """Load what the selected conditions (default: all of `config`) need.
 
         Every missing part of every selected condition is listed in one MissingComponentError.

@@ -161,7 +161,7 @@ def render_batch(synth: Synthesizer, condition: str, items: list[Item], wav_dir:
     for item in items:
         try:
             loaded.append((item, _load_inputs(cond, item)))
-        except Exception as err:  # any unreadable input: report it and keep the others
+        except Exception as err:  # noqa: BLE001 - any unreadable input: report it and keep the others
             result.errors.append((item.utt, f"{type(err).__name__}: {err}"))
     groups = [loaded] if loaded else []
     while groups:
@@ -171,7 +171,7 @@ def render_batch(synth: Synthesizer, condition: str, items: list[Item], wav_dir:
             t0 = time.perf_counter()
             wavs = synth.render(cond.name, utt_ids=[it.utt for it, _ in group], **kwargs)
             result.seconds += time.perf_counter() - t0
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - any failure of one batch: retry its utterances alone
             if len(group) > 1:
                 log.warning("'%s': a batch of %d failed (%s); rendering its utterances one by one", cond.name, len(group), err)
                 groups += [[x] for x in group]
@@ -217,7 +217,7 @@ def link_references(inputs: SplitInputs, ref_dir: Path) -> list[tuple[str, str]]
 def _file_record(path: Path) -> dict[str, Any]:
     rec: dict[str, Any] = {"path": str(path)}
     if path.exists():
-        rec["modified"] = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
+        rec["modified"] = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.UTC).isoformat(timespec="seconds")
     else:
         rec["missing"] = True
     return rec
@@ -356,7 +356,7 @@ def run_inference(
 
     manifest = _merge_manifest(out_dir / "manifest.json", {
         "version": MANIFEST_VERSION,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "split": split,
         "paths": {"data_dir": str(data_dir), "dump_dir": str(dump_dir), "lm_dir": str(paths.lm_dir),
                   "flow_root": str(paths.flow_root), "vocoder_dir": str(paths.vocoder_dir), "out_dir": str(out_dir)},
@@ -398,7 +398,7 @@ def _execute(tasks: list[tuple[str, list[Item]]], paths: RecipePaths, config: In
                 name, items = futures[fut]
                 try:
                     results.append(fut.result())
-                except Exception as err:  # a worker that died (e.g. loading failed): its utterances fail, others go on
+                except Exception as err:  # noqa: BLE001 - a worker that died (e.g. loading failed): its utterances fail, others go on
                     results.append(BatchResult(name, errors=[(it.utt, f"{type(err).__name__}: {err}") for it in items]))
                 bar.set_postfix_str(name)
                 bar.update(len(items))

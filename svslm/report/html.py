@@ -116,7 +116,7 @@ def write_report(
             try:
                 plot_utterance(figure, utt, [(label, load_wav(w)) for (label, _), w in zip(present, wavs)],
                                notes_by_utt.get(utt, []))
-            except Exception as err:  # a figure that cannot be drawn must not cost the page
+            except Exception as err:  # noqa: BLE001 - a figure that cannot be drawn must not cost the page
                 log.warning("%s: no figure (%s: %s)", utt, type(err).__name__, err)
         parts.append(f"<section id='{html.escape(utt)}'><h3>{html.escape(utt)}</h3>")
         if figure.is_file():

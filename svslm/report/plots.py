@@ -6,12 +6,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on a recipe machine
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyworld  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pyworld
 
-from svslm.utils.fileio import atomic_path  # noqa: E402
-from svslm.utils.mel import MelConfig, mel_spectrogram  # noqa: E402
+from svslm.utils.fileio import atomic_path
+from svslm.utils.mel import MelConfig, mel_spectrogram
 
 F0_FLOOR, F0_CEIL = 40.0, 800.0  # Hz: VERSA mcd_f0's search range
 FRAME_PERIOD_MS = 10.0  # F0 hop of the plot; the metrics use their own

@@ -12,7 +12,14 @@ from typing import Any
 from svslm.infer.conditions import CONDITIONS, REFERENCE_SLUG, get_condition
 from svslm.report.published import PUBLISHED, PublishedRow
 from svslm.report.scores import (
-    GROUND_TRUTH_FILE, METRIC_BY_NAME, METRICS, Metric, Summary, SystemScores, metric_modes, metric_unit,
+    GROUND_TRUTH_FILE,
+    METRIC_BY_NAME,
+    METRICS,
+    Metric,
+    Summary,
+    SystemScores,
+    metric_modes,
+    metric_unit,
 )
 
 FINAL_CONDITION = "LM + Flow2 + Voc"  # the paper's full system, compared with others in Table 1
@@ -113,9 +120,9 @@ def _file(rec: dict[str, Any] | None) -> str:
 
 def provenance(manifest: dict[str, Any]) -> str:
     lines = [
-        f"Inference config: `{manifest['infer_config']['path']}`; split `{manifest.get('split', '?')}` "
-        f"(`{manifest['paths']['data_dir']}`), {len(manifest.get('utterances', []))} utterances, "
-        f"`--nj {manifest.get('nj', '?')}`.",
+        (f"Inference config: `{manifest['infer_config']['path']}`; split `{manifest.get('split', '?')}` "
+         f"(`{manifest['paths']['data_dir']}`), {len(manifest.get('utterances', []))} utterances, "
+         f"`--nj {manifest.get('nj', '?')}`."),
         "",
         "| Condition | wavs | tokens | flow (tag, steps, guidance, seed) | checkpoints | synthesis RTF |",
         "|---|---|---|---|---|---|",
@@ -153,12 +160,12 @@ def render_results(
     out = [
         f"# Results: `{eval_dir}`",
         "",
-        f"{len(manifest.get('utterances', []))} test utterances of `{manifest['paths']['data_dir']}`; written "
-        f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `python -m svslm.bin.report`.",
-        "Cells: mean ± 95% confidence half-width over utterances; ↑ higher is better, ↓ lower is better; "
-        "`n/a [k]`: not computable, reason in note k; `–`: not reported by the published source.",
-        f"F0 and MCD mode (VERSA `mcd_f0`): {mode_line}. Published rows scored in another mode are not "
-        "directly comparable with ours.",
+        (f"{len(manifest.get('utterances', []))} test utterances of `{manifest['paths']['data_dir']}`; written "
+         f"{datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')} by `python -m svslm.bin.report`."),
+        ("Cells: mean ± 95% confidence half-width over utterances; ↑ higher is better, ↓ lower is better; "
+         "`n/a [k]`: not computable, reason in note k; `–`: not reported by the published source."),
+        (f"F0 and MCD mode (VERSA `mcd_f0`): {mode_line}. Published rows scored in another mode are not "
+         "directly comparable with ours."),
         "",
         "## Table 1: the full system beside published systems",
         "",
@@ -169,8 +176,8 @@ def render_results(
     out += [published_row(row, tags[row.source]) for row in published if row.table == 1]
     other_modes = sorted({row.mode for row in published} - set(by_mode))
     if other_modes:
-        out += ["", f"The published rows were scored with `{', '.join(other_modes)}`, ours with "
-                f"`{', '.join(by_mode)}`: their F0_RMSE, F0_CORR and MCD are not directly comparable."]
+        out += ["", (f"The published rows were scored with `{', '.join(other_modes)}`, ours with "
+                     f"`{', '.join(by_mode)}`: their F0_RMSE, F0_CORR and MCD are not directly comparable.")]
     out += ["", "## Table 2: recipe ablation (the paper's conditions)", "", header(scores, "Condition")]
     out.append(our_row("Ground truth", scores.get(REFERENCE_SLUG), {"slug": GROUND_TRUTH_FILE}, notes))
     for cond in CONDITIONS:
@@ -190,7 +197,7 @@ def render_results(
     out += ["", "Published sources:", ""]
     out += [f"- {tags[src]} {src}." for src in sources] or ["- none"]
     out += [f"- {row.system} {tags[row.source]}: {row.note}." for row in published if row.note]
-    out += ["", "## How these rows were made", "", provenance(manifest), "", "Metrics (unit, mode, source); the full "
-            "scoring config is `config` in `scores/summary.json`:", ""]
+    out += ["", "## How these rows were made", "", provenance(manifest), "",
+            "Metrics (unit, mode, source); the full scoring config is `config` in `scores/summary.json`:", ""]
     out += metric_sources(scores) or ["- no scores yet"]
     return "\n".join(out) + "\n"

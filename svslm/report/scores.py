@@ -59,7 +59,7 @@ class Summary:
     na: str = ""  # reason, when the metric could not be computed at all
 
     @classmethod
-    def from_json(cls, value: Any, info: dict[str, Any]) -> "Summary":
+    def from_json(cls, value: Any, info: dict[str, Any]) -> Summary:
         """A `summary` entry of a ScoreReport, with its metric's `metrics` entry (unit, mode)."""
         unit, mode = str(info.get("unit") or ""), mode_text(info.get("mode"))
         if isinstance(value, dict) and "n/a" in value:
