@@ -182,7 +182,7 @@ def main() -> int:
         *[f"| {label} | {one:.1f} | {two:.1f} |" for label, one, two in rows],
         f"| HuBERT-base geometry, random weights (feature extraction only) | {hubert:.1f} | not run |",
         f"| codec `{codec.config.backend}` decode (Griffin-Lim, {codec.config.griffin_lim_iters} iterations) | {decode_speed:.1f} | not run |",
-        f"| ESPnet-Codec DAC, XEUS | unavailable | unavailable |",
+        "| ESPnet-Codec DAC, XEUS | unavailable | unavailable |",
         "",
         f"ESPnet-Codec and XEUS: {espnet_note}.",
         "",

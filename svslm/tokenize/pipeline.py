@@ -28,6 +28,7 @@ from typing import Literal
 
 import kaldiio
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from svslm.tokenize.codec import CodecConfig, CodecTokenizer, EspnetCodec, MiniCodec, load_codec, log_mel_frames
@@ -125,8 +126,6 @@ def _fit_features(args: tuple[str, bool, bool]) -> tuple[np.ndarray | None, np.n
 
 def _same_config(directory: Path, config) -> bool:
     """A tokenizer directory is reusable when it is complete and was made with `config`."""
-    import yaml
-
     path = directory / "config.yaml"
     if not path.is_file():
         return False
