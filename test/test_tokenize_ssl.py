@@ -58,3 +58,15 @@ def test_missing_models_are_named():
         HubertFeatures(SSLConfig(backend="hubert", model_path="/nowhere"))
     with pytest.raises(FileNotFoundError, match="XEUS checkpoint"):
         XeusFeatures(SSLConfig(backend="xeus", model_path="/nowhere.pth"))
+
+
+def test_xeus_names_the_missing_extra(tmp_path):
+    try:
+        import espnet2  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("espnet is installed here; the missing-extra message cannot be seen")
+    (tmp_path / "xeus.pth").write_text("x")
+    with pytest.raises(ImportError, match=r"optional ESPnet extra \(pip install -e '\.\[espnet\]'\)"):
+        XeusFeatures(SSLConfig(backend="xeus", model_path=str(tmp_path / "xeus.pth")))

@@ -59,3 +59,7 @@ def test_token_list_is_sorted_and_independent_of_reading_order():
     assert a[:5] == ["svs_AP", "svs_SP", "svs_a", "svs_i", "svs_n"]
     assert a[5:] == [f"svs_{m}" for m in range(128)]
     assert build_token_list(["a"], layout="fork")[-1] == PLACEHOLDER
+
+
+def test_a_new_score_without_audio_gets_its_own_frame_count():
+    assert len(score_to_tokens(SCORE, n_frames=None)) == 2 * 40
