@@ -86,7 +86,7 @@ def load_split(data_json: str | Path, need_targets: bool = True) -> SplitData:
     ]
     if missing:
         raise DataError(f"{data_json}: {len(missing)} example(s) missing from their files: {missing[:20]}")
-    n_frames_file = data_json.parent / "utt2num_frames"
+    n_frames_file = _resolve(meta["length_file"], data_json) if "length_file" in meta else data_json.parent / "utt2num_frames"
     if n_frames_file.is_file():
         num_frames = {u: int(v) for u, v in read_kaldi_map(n_frames_file).items()}
         absent = [u for u in utt_ids if u not in num_frames]
