@@ -11,7 +11,7 @@ in one batch and compared with the ground truth:
   where c is the cepstrum of the mel's natural-log amplitude scaled as SPTK's
   (ln|X| = c_0 + 2 sum_k c_k cos(...)): an MCD computed on the 80-band mel, not on WORLD's
   spectrum, so comparable between rows here but not with VERSA's MCD;
-- F0 RMSE (Hz, frames voiced in both) and voicing error: pyworld DIO+StoneMask at 5 ms on audio
+- F0 RMSE (Hz, frames voiced in both) and voicing error: pyworld Harvest at 5 ms, 60-1000 Hz, on audio
   rebuilt from each mel by Griffin-Lim (32 iterations), the reference rebuilt the same way so that
   the inversion's own error cancels;
 - real-time factor: sampling wall time per second of audio (torch threads as stated).
@@ -59,8 +59,8 @@ def mel_cepstral_distance(a: np.ndarray, b: np.ndarray, cfg: MelConfig) -> float
 
 def f0_of_mel(m: np.ndarray, cfg: MelConfig) -> np.ndarray:
     wav = griffin_lim(m, cfg).astype(np.float64)
-    f0, t = pyworld.dio(wav, cfg.sample_rate, f0_floor=60.0, f0_ceil=1000.0, frame_period=5.0)
-    return pyworld.stonemask(wav, f0, t, cfg.sample_rate)
+    f0, _ = pyworld.harvest(wav, cfg.sample_rate, f0_floor=60.0, f0_ceil=1000.0, frame_period=5.0)
+    return f0
 
 
 def f0_errors(ref: np.ndarray, hyp: np.ndarray) -> tuple[float, float]:
