@@ -58,11 +58,15 @@ def singer_prompt(singer: str, data_dir: Path, dump_dir: Path) -> SpeakerPrompt:
     if singer not in singers:
         raise UnknownSingerError(f"unknown singer {singer!r}; the training data has: {', '.join(sorted(singers))}")
     scp = read_kaldi_map(dump_dir / "train" / "codec_ssl.scp")
-    frames = read_kaldi_map(dump_dir / "train" / "utt2num_frames")
-    candidates = [u for u in singers[singer] if u in scp and u in frames]
+    candidates = [u for u in singers[singer] if u in scp]
     if not candidates:
         raise FileNotFoundError(f"no codec_ssl frames of singer {singer!r} in {dump_dir / 'train' / 'codec_ssl.scp'}")
-    utt = max(candidates, key=lambda u: (int(frames[u]), u))
+    lengths_file = dump_dir / "train" / "utt2num_frames"
+    if lengths_file.is_file():
+        lengths = {u: int(n) for u, n in read_kaldi_map(lengths_file).items()}
+    else:  # an older dump without lengths: read the singer's frames
+        lengths = {u: len(kaldiio.load_mat(scp[u])) for u in candidates}
+    utt = max(candidates, key=lambda u: (lengths.get(u, 0), u))
     tokens = np.asarray(kaldiio.load_mat(scp[utt]), dtype=np.int32)
     wav_scp = data_dir / "train" / "wav.scp"
     wavs = read_kaldi_map(wav_scp) if wav_scp.is_file() else {}
