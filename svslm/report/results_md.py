@@ -137,6 +137,8 @@ def provenance(manifest: dict[str, Any]) -> str:
         status = "" if rec.get("status") == "done" else f" ({rec.get('status')})"
         lines.append(f"| {rec['name']}{status} | `{rec['wav_dir']}` | {_file(comp.get('tokens'))} | {flow} | "
                      f"{ckpts or '–'} | {'–' if rtf is None else f'{rtf:.3f}'} |")
+    lines += ["", ("Synthesis RTF: compute seconds per second of audio in this run (`--nj` jobs, first-call costs "
+                   "included; the LM decode of stage 3 not included); bench/results/synthesis.md has controlled numbers.")]
     return "\n".join(lines)
 
 
