@@ -1,0 +1,164 @@
+"""Vocoder training end to end on a tiny generated corpus: segments, resume, the mel guard, load_vocoder."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from svslm.bin.vocoder_train import main as vocoder_train_main
+from svslm.utils.config import ConfigError, from_dict
+from svslm.utils.mel import MelConfig, MelMismatchError, mel_spectrogram
+from svslm.vocoder.config import VocoderConfig
+from svslm.vocoder.dataset import DataError, SegmentDataset, ground_truth_mel_segment, read_utterances
+from svslm.vocoder.inference import load_vocoder
+from svslm.vocoder.train import latest_checkpoint, train_vocoder
+
+TINY = {
+    "generator": {"upsample_initial_channel": 16, "resblock_kernel_sizes": [3],
+                  "resblock_dilation_sizes": [[1, 3]]},
+    "discriminator": {"periods": [2, 3], "period_channels": [4, 4, 8, 8, 8], "n_scales": 2,
+                      "scale_channels": [16, 16, 16, 16, 16, 16, 16]},
+    "train": {"segment_frames": 4, "batch_size": 2, "max_steps": 4, "discriminator_start_step": 1,
+              "num_workers": 0, "device": "cpu", "log_interval": 1, "valid_interval": 2,
+              "checkpoint_interval": 2, "keep_checkpoints": 5, "n_audio_samples": 1},
+}
+
+
+def chirp(seconds: float, f0: float, seed: int) -> np.ndarray:
+    t = np.arange(int(seconds * 16000)) / 16000
+    noise = np.random.default_rng(seed).normal(0, 0.01, t.size)
+    return (0.4 * np.sin(2 * np.pi * f0 * t * (1 + 0.5 * t)) + noise).astype(np.float32)
+
+
+def write_split(root: Path, split: str, n: int, seconds: float = 0.5) -> None:
+    wav_dir = root / split / "wav"
+    wav_dir.mkdir(parents=True)
+    lines = []
+    for i in range(n):
+        utt = f"singer{i % 2}#{split}{i}"
+        sf.write(wav_dir / f"{utt}.wav", chirp(seconds, 150 + 40 * i, i), 16000, subtype="PCM_16")
+        lines.append(f"{utt} {wav_dir / f'{utt}.wav'}\n")
+    (root / split / "wav.scp").write_text("".join(lines))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_split(root, "train", 6)  # 3 steps per epoch at batch 2
+    write_split(root, "dev", 1)
+    return root
+
+
+def tiny_config(**train) -> VocoderConfig:
+    raw = yaml.safe_load(yaml.safe_dump(TINY))
+    raw["train"].update(train)
+    return from_dict(VocoderConfig, raw)
+
+
+def test_ground_truth_segment_equals_the_whole_utterance_mel():
+    cfg = MelConfig()
+    wav = chirp(1.013, 200, 0)  # not a whole number of frames
+    whole = mel_spectrogram(wav, cfg).numpy()
+    n = whole.shape[1]
+    for start in (0, 1, 7, n - 5):  # the edges use the utterance's own reflect padding
+        np.testing.assert_allclose(ground_truth_mel_segment(wav, start, 5, cfg), whole[:, start:start + 5],
+                                   atol=1e-3)
+
+
+def test_segments_align_mel_and_audio(data_dir):
+    cfg = MelConfig()
+    utts = read_utterances(data_dir / "train" / "wav.scp", cfg, min_frames=4)
+    mel, wav = SegmentDataset(utts, cfg, 4)[(1, 123)]
+    assert mel.shape == (80, 4) and wav.shape == (4 * 320,)
+    assert torch.equal(SegmentDataset(utts, cfg, 4)[(1, 123)][1], wav)  # the seed fixes the segment
+
+
+def test_predicted_mels_for_fine_tuning_are_cut_with_their_audio(data_dir, tmp_path):
+    cfg = MelConfig()
+    wav_scp = data_dir / "train" / "wav.scp"
+    lines = []
+    for utt in sorted(l.split()[0] for l in wav_scp.read_text().splitlines()):
+        frames = 25  # 0.5 s of audio
+        np.save(tmp_path / f"{utt}.npy", np.tile(np.arange(frames, dtype=np.float32), (80, 1)))
+        lines.append(f"{utt} {tmp_path / f'{utt}.npy'}\n")
+    mel_scp = tmp_path / "mel.scp"
+    mel_scp.write_text("".join(lines))
+    utts = read_utterances(wav_scp, cfg, min_frames=4, mel_scp=mel_scp)
+    mel, wav = SegmentDataset(utts, cfg, 4)[(0, 5)]
+    start = int(mel[0, 0])  # each predicted frame holds its own index
+    assert mel[0].tolist() == [start, start + 1, start + 2, start + 3]
+    full = sf.read(utts[0].wav_path, dtype="float32")[0]
+    np.testing.assert_allclose(wav.numpy(), full[start * 320:(start + 4) * 320], atol=1e-6)
+
+
+def test_bad_utterances_are_all_reported(tmp_path, data_dir):
+    good = (data_dir / "train" / "wav.scp").read_text().splitlines()[0]
+    sf.write(tmp_path / "fast.wav", chirp(0.5, 200, 0), 22050)
+    (tmp_path / "wav.scp").write_text(f"{good}\nbroken {tmp_path}/missing.wav\nfast {tmp_path}/fast.wav\n")
+    with pytest.raises(DataError) as err:
+        read_utterances(tmp_path / "wav.scp", MelConfig(), min_frames=4)
+    assert "broken: unreadable audio" in str(err.value) and "fast:" in str(err.value) and "22050 Hz" in str(err.value)
+
+
+def checkpoint_state(exp_dir: Path) -> dict:
+    return torch.load(latest_checkpoint(exp_dir / "checkpoints"), weights_only=True)
+
+
+def assert_same_tensors(a, b, where: str = "") -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same_tensors(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_tensors(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+def test_interrupted_training_resumes_to_the_same_state(data_dir, tmp_path):
+    # 4 steps in one go, against 2 steps, a stop, and a re-run asked for 4: the second run must
+    # pick up at step 2 (mid-epoch, after the GAN losses started) and end in the identical state.
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train_vocoder(tiny_config(), data_dir, straight)
+    train_vocoder(tiny_config(max_steps=2), data_dir, resumed)
+    assert checkpoint_state(resumed)["step"] == 2
+    train_vocoder(tiny_config(), data_dir, resumed)
+    a, b = checkpoint_state(straight), checkpoint_state(resumed)
+    assert a["step"] == b["step"] == 4
+    for part in ("generator", "discriminators", "optim_g", "optim_d"):
+        assert_same_tensors(a[part], b[part], part)
+    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == [
+        "checkpoint_00000002.pt", "checkpoint_00000004.pt"]  # no half-written leftovers
+    assert any((resumed / "tensorboard").iterdir())
+
+    # load_vocoder: batched mel -> waveform of T * hop samples, close to the checkpoint's generator.
+    vocoder = load_vocoder(resumed, mel_config=MelConfig())
+    with torch.no_grad():
+        assert vocoder(torch.randn(3, 80, 11) * 10 - 40).shape == (3, 11 * 320)
+    with pytest.raises(MelMismatchError, match="fmax: 8000.0 vs 7600.0"):
+        load_vocoder(resumed, mel_config=MelConfig(fmax=7600.0))
+
+    # A different generator cannot continue this experiment.
+    other = tiny_config()
+    other.generator.upsample_initial_channel = 32
+    with pytest.raises(ConfigError, match="different generator settings"):
+        train_vocoder(other, data_dir, resumed)
+
+
+def test_command_line_entry_point_trains_and_writes_the_stage_outputs(data_dir, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    exp = tmp_path / "exp"
+    assert vocoder_train_main(["--config", str(config), "--data_dir", str(data_dir), "--exp_dir", str(exp),
+                               "--override", "train.max_steps=1"]) == 0
+    assert (exp / "generator.pth").is_file() and (exp / "config.yaml").is_file()
+    assert from_dict(VocoderConfig, yaml.safe_load((exp / "config.yaml").read_text())).train.max_steps == 1
+    assert math.prod(load_vocoder(exp).generator.ups[i].stride[0] for i in range(4)) == 320
