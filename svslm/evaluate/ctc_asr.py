@@ -31,6 +31,7 @@ TOKENS: tuple[str, ...] = (BLANK,) + tuple(p for p in PHONEMES if not is_rest(p)
 class CtcModelConfig:
     conv_channels: int = 128  # channels of the two convolutions over mel frames
     conv_kernel: int = 5  # frames seen by each convolution (odd)
+    conv_stride: int = 1  # stride of the second convolution: 2 halves the GRU's frame rate (25 fps)
     rnn_hidden: int = 128  # GRU units per direction
     rnn_layers: int = 2  # stacked bidirectional GRU layers
     dropout: float = 0.1  # between layers, training only
@@ -74,23 +75,29 @@ class CtcPhoneModel(nn.Module):
             nn.Conv1d(n_mels, cfg.conv_channels, cfg.conv_kernel, padding=pad),
             nn.ReLU(),
             nn.Dropout(cfg.dropout),
-            nn.Conv1d(cfg.conv_channels, cfg.conv_channels, cfg.conv_kernel, padding=pad),
+            nn.Conv1d(cfg.conv_channels, cfg.conv_channels, cfg.conv_kernel, stride=cfg.conv_stride, padding=pad),
             nn.ReLU(),
             nn.Dropout(cfg.dropout),
         )
+        self.stride = cfg.conv_stride
         self.rnn = nn.GRU(
             cfg.conv_channels, cfg.rnn_hidden, num_layers=cfg.rnn_layers, batch_first=True,
             bidirectional=True, dropout=cfg.dropout if cfg.rnn_layers > 1 else 0.0,
         )
         self.out = nn.Linear(2 * cfg.rnn_hidden, n_tokens)
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """feats [B, T, n_mels], lengths [B] -> log-probabilities [B, T, n_tokens]."""
-        x = self.conv(feats.transpose(1, 2)).transpose(1, 2)  # [B, T, C]
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return (lengths + self.stride - 1) // self.stride  # a padded strided conv keeps ceil(T / stride)
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats [B, T, n_mels], lengths [B] -> (log-probabilities [B, T', n_tokens], lengths [B]), T' = ceil(T / stride)."""
+        x = self.conv(feats.transpose(1, 2)).transpose(1, 2)  # [B, T', C]
+        n_frames = x.shape[1]
+        out_lengths = self.output_lengths(lengths)
+        packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
         x, _ = self.rnn(packed)
-        x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True, total_length=feats.shape[1])
-        return self.out(x).log_softmax(-1)  # [B, T, V]
+        x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True, total_length=n_frames)
+        return self.out(x).log_softmax(-1), out_lengths  # [B, T', V], [B]
 
 
 def greedy_decode(log_probs: torch.Tensor, length: int) -> list[str]:
@@ -119,8 +126,8 @@ class CtcRecognizer:
         feats = normalised_mel(wav, self.cfg.mel)
         if feats.shape[0] == 0:
             return []
-        log_probs = self.model(feats[None], torch.tensor([feats.shape[0]]))
-        return greedy_decode(log_probs[0], feats.shape[0])
+        log_probs, lengths = self.model(feats[None], torch.tensor([feats.shape[0]]))
+        return greedy_decode(log_probs[0], int(lengths[0]))
 
 
 def load_ctc_recognizer(model_dir: str | Path) -> CtcRecognizer:

@@ -146,8 +146,8 @@ def train_ctc(cfg: AsrConfig, data_dir: Path, exp_dir: Path) -> dict:
         for feats, feat_lens, targets, target_lens in loader:
             if cfg.train.time_mask_frames > 0:
                 feats = _time_mask(feats, feat_lens, cfg.train.time_mask_frames, mask_gen)
-            log_probs = model(feats, feat_lens)  # [B, T, V]
-            loss = ctc(log_probs.transpose(0, 1), targets, feat_lens, target_lens)
+            log_probs, out_lens = model(feats, feat_lens)  # [B, T', V]
+            loss = ctc(log_probs.transpose(0, 1), targets, out_lens, target_lens)
             optim.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
