@@ -94,3 +94,21 @@ def test_parallel_scoring_matches_serial(pair_dir):
     items = [ScoreItem(f"u{i}", str(pair_dir / "ref.wav"), str(pair_dir / "hyp.wav")) for i in range(3)]
     serial, parallel = score_items(items, cfg, nj=1), score_items(items, cfg, nj=2)
     assert serial.utts == parallel.utts and list(parallel.utts) == ["u0", "u1", "u2"]
+
+
+def test_per_through_the_scorer_with_a_trained_recogniser(tmp_path):
+    from svslm.evaluate.ctc_asr import AsrConfig, CtcModelConfig, CtcTrainConfig
+    from svslm.evaluate.ctc_train import train_ctc
+    from svslm.evaluate.fixtures import make_phone_corpus
+
+    phones = make_phone_corpus(tmp_path / "data" / "train", 3)
+    train_ctc(AsrConfig(model=CtcModelConfig(conv_channels=8, rnn_hidden=8, rnn_layers=1),
+                        train=CtcTrainConfig(epochs=1, batch_size=3, num_threads=1)), tmp_path / "data", tmp_path / "asr")
+    cfg = from_dict(ScoreConfig, {"metrics": ["per"], "per": {"backends": [{"kind": "ctc", "model_dir": str(tmp_path / "asr")}]}})
+    wav = {u: str(tmp_path / "data" / "train" / "wav" / f"{u}.wav") for u in phones}
+    report = score_items([ScoreItem(u, wav[u], wav[u], phones[u]) for u in phones], cfg)
+    edits = [report.details[u]["PER_edits"] for u in phones]
+    ref_len = [report.details[u]["PER_ref_phones"] for u in phones]
+    assert ref_len == [len([p for p in phones[u] if p not in ("SP", "AP")]) for u in phones]
+    assert [report.utts[u]["PER"] for u in phones] == pytest.approx([100 * e / n for e, n in zip(edits, ref_len)])
+    assert report.summary()["PER"].corpus == pytest.approx(100 * sum(edits) / sum(ref_len))

@@ -129,6 +129,14 @@ class UtteranceScorer:
             return dict.fromkeys(names, out)
         return out if isinstance(out, dict) else {names[0]: out}
 
+    @staticmethod
+    def _phone_error_rate(name: str, recognizer, hyp: np.ndarray, ref_phones: list[str], details: dict) -> float:
+        """PER (%) of one transcription; the transcript and counts go to `details` (for corpus PER)."""
+        hyp_phones = recognizer.recognize(hyp)
+        err = phone_errors(hyp_phones, ref_phones)
+        details.update({f"{name}_hyp": " ".join(hyp_phones), f"{name}_edits": err.edits, f"{name}_ref_phones": err.ref_len})
+        return err.per
+
     def score(self, item: ScoreItem) -> tuple[dict[str, Any], dict[str, Any]]:
         """(metric -> value or MetricUnavailable, details such as transcripts). Raises AudioError."""
         sr = self.cfg.sample_rate
@@ -145,16 +153,8 @@ class UtteranceScorer:
             elif item.ref_phones is None:
                 values[name] = MetricUnavailable("no reference phones (no text file given)")
             else:
-                hyp_phones: list[str] = []
-
-                def per(recognizer=recognizer) -> float:
-                    hyp_phones.extend(recognizer.recognize(hyp))
-                    err = phone_errors(hyp_phones, item.ref_phones)
-                    details.update({f"{name}_hyp": " ".join(hyp_phones), f"{name}_edits": err.edits,
-                                    f"{name}_ref_phones": err.ref_len})
-                    return err.per
-
-                values.update(self._guarded([name], per))
+                values.update(self._guarded([name], self._phone_error_rate, name, recognizer, hyp,
+                                            item.ref_phones, details))
         for name, embedder in self.embedders.items():
             values.update(self._guarded([name], singer_similarity, embedder, hyp, ref)
                           if not isinstance(embedder, MetricUnavailable) else {name: embedder})
