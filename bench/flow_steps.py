@@ -92,6 +92,7 @@ def bench_model(exp_dir: Path, args, codec) -> list[str]:
     flow = load_flow(exp_dir)
     train_steps = torch.load(exp_dir / "best.pth", weights_only=True)["step"]
     mel_cfg = flow.mel_config
+    name = variant_name(cfg.model)
     mel_out = cfg.model.output == "mel"
     if not mel_out:  # judged in mel space: the target mel is needed as the reference
         cfg.model.output = "mel"
@@ -110,7 +111,7 @@ def bench_model(exp_dir: Path, args, codec) -> list[str]:
         wavs = [codec.decode_embedding(out[i, :n]) for i, n in enumerate(lengths)]
         return [mel_spectrogram(w, mel_cfg).numpy() for w in wavs]
 
-    lines = [f"### {exp_dir.name}: {variant_name(cfg.model)}", "",
+    lines = [f"### {exp_dir.name}: {name}", "",
              f"{len(refs)} utterances of {args.split} ({seconds:.1f} s){'; left out: ' + str(len(bad)) if bad else ''}; "
              f"solver {flow.cfg.sampling.solver}, seed 0; trained {train_steps} steps.", "",
              "| system | mel L1 (dB) | mel-cepstral dist. (dB) | F0 RMSE (Hz) | V/UV err. (%) | s per s of audio |",
