@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     codec = load_codec(Path(args.dump_dir) / "tokenizers" / "codec")
     header = [
         "# Flow matching: quality against ODE steps", "",
-        f"Written by `bench/flow_steps.py` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"Written by `bench/flow_steps.py` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}; "
         "the machine was shared with other jobs, so times are upper bounds.", "",
         "Lower is better everywhere. Metrics are defined in the script's docstring; F0 comes from "

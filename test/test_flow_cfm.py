@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 
 import pytest
@@ -134,7 +135,7 @@ def test_solver_error_shrinks_with_steps_at_its_order(solver, order):
     for n in (4, 8, 16, 32):
         x = integrate(lambda t, x: torch.einsum("ij,bjt->bit", a, x), x0, torch.linspace(0, 1, n + 1), solver)
         errors.append((x[0] - exact).norm().item())
-    assert all(e2 < e1 for e1, e2 in zip(errors, errors[1:]))
+    assert all(e2 < e1 for e1, e2 in itertools.pairwise(errors))
     rate = math.log2(errors[-2] / errors[-1])  # doubling the steps divides the error by 2^order
     assert rate == pytest.approx(order, abs=0.3)
 

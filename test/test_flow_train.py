@@ -142,8 +142,8 @@ def test_resumed_training_equals_uninterrupted(recipe, tmp_path):
     _train(recipe, cfg, tmp_path / "resumed")
     cfg.train.max_steps = 3
     _train(recipe, cfg, tmp_path / "resumed")
-    a = torch.load(sorted((tmp_path / "straight" / "checkpoints").glob("*.pth"))[-1], weights_only=False)
-    b = torch.load(sorted((tmp_path / "resumed" / "checkpoints").glob("*.pth"))[-1], weights_only=False)
+    a = torch.load(max((tmp_path / "straight" / "checkpoints").glob("*.pth")), weights_only=False)
+    b = torch.load(max((tmp_path / "resumed" / "checkpoints").glob("*.pth")), weights_only=False)
     assert a["step"] == b["step"] == 3
     for key in ("model", "ema"):
         for name, value in a[key].items():

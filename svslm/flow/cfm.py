@@ -20,9 +20,11 @@ returning the velocity [B, C, T]; `mask` is 1 on valid frames and 0 on padding.
 """
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -74,7 +76,7 @@ def integrate(field: VectorField, x0: torch.Tensor, t_grid: torch.Tensor, solver
     without the optional dependency."""
     if solver in ("euler", "midpoint"):
         x = x0
-        for t, t_next in zip(t_grid[:-1], t_grid[1:]):
+        for t, t_next in itertools.pairwise(t_grid):
             dt = t_next - t
             if solver == "euler":
                 x = x + dt * field(t, x)
