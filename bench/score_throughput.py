@@ -15,7 +15,7 @@ import os
 import platform
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from svslm.evaluate.fixtures import SR, sung_tone
@@ -67,12 +67,12 @@ def main() -> None:
     lines = [
         "# Scoring throughput",
         "",
-        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores shared with other jobs (load average {os.getloadavg()[0]:.1f} at the end).",
-        f"- Command: `python bench/score_throughput.py {'--data_dir ' + args.data_dir if args.data_dir else f'--n {args.n}'}"
-        f"{' --asr_dir ' + args.asr_dir if args.asr_dir else ''} --nj {args.nj}`",
-        f"- Metrics computed: {', '.join(n for n, v in report.summary().items() if not is_na(v))}; "
-        f"n/a: {', '.join(n for n, v in report.summary().items() if is_na(v)) or 'none'}.",
+        (f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPU cores shared with other jobs (load average {os.getloadavg()[0]:.1f} at the end)."),
+        (f"- Command: `python bench/score_throughput.py {'--data_dir ' + args.data_dir if args.data_dir else f'--n {args.n}'}"
+        f"{' --asr_dir ' + args.asr_dir if args.asr_dir else ''} --nj {args.nj}`"),
+        (f"- Metrics computed: {', '.join(n for n, v in report.summary().items() if not is_na(v))}; "
+        f"n/a: {', '.join(n for n, v in report.summary().items() if is_na(v)) or 'none'}."),
         f"- Mode: mcd_f0 `dtw: false`; {scored} utterances, {audio_seconds:.1f} s of audio per side.",
         "",
         "| nj | utterances | seconds (incl. per-worker model loading) | utterances / s | audio seconds / s | one-process warm-up (s) |",

@@ -9,7 +9,13 @@ from svslm.evaluate.ctc_asr import TOKENS, AsrConfig, CtcModelConfig, CtcTrainCo
 from svslm.evaluate.ctc_train import read_split, train_ctc
 from svslm.evaluate.fixtures import make_phone_corpus
 from svslm.evaluate.na import MetricUnavailable
-from svslm.evaluate.per import AsrBackendConfig, load_recognizer, phone_errors, sung_phones, text_to_phones
+from svslm.evaluate.per import (
+    AsrBackendConfig,
+    load_recognizer,
+    phone_errors,
+    sung_phones,
+    text_to_phones,
+)
 from svslm.utils.audio import load_wav
 
 

@@ -6,10 +6,22 @@ import pytest
 import scipy.stats
 
 from svslm.evaluate.fixtures import SR, sung_tone
-from svslm.evaluate.mos import MosConfig, SheetConfig, SheetSsqa, SingMos, SingMosConfig, dnsmos
+from svslm.evaluate.mos import (
+    SheetConfig,
+    SheetSsqa,
+    SingMos,
+    SingMosConfig,
+    dnsmos,
+)
 from svslm.evaluate.na import MetricUnavailable, is_na
 from svslm.evaluate.scorer import (
-    ScoreConfig, ScoreItem, ScoreReport, Summary, markdown_table, mean_ci95, score_items,
+    ScoreConfig,
+    ScoreItem,
+    ScoreReport,
+    Summary,
+    markdown_table,
+    mean_ci95,
+    score_items,
 )
 from svslm.evaluate.singer_sim import ResemblyzerEmbedder, cosine, singer_similarity
 from svslm.utils.audio import save_wav

@@ -19,7 +19,13 @@ import logging
 import sys
 from pathlib import Path
 
-from svslm.evaluate.scorer import ScoreConfig, ScoreItem, ScoreReport, markdown_table, score_items
+from svslm.evaluate.scorer import (
+    ScoreConfig,
+    ScoreItem,
+    ScoreReport,
+    markdown_table,
+    score_items,
+)
 from svslm.utils.config import load_config, to_dict
 from svslm.utils.fileio import atomic_write_json, atomic_write_text, read_kaldi_map
 from svslm.utils.logging import setup_logging

@@ -18,12 +18,21 @@ from torch import nn
 from tqdm import tqdm
 
 from svslm.evaluate.ctc_asr import (
-    TOKENS, AsrConfig, CtcPhoneModel, CtcRecognizer, normalised_mel,
+    TOKENS,
+    AsrConfig,
+    CtcPhoneModel,
+    CtcRecognizer,
+    normalised_mel,
 )
 from svslm.evaluate.per import phone_errors, sung_phones
 from svslm.utils.audio import load_wav
 from svslm.utils.config import save_config, to_dict
-from svslm.utils.fileio import atomic_path, atomic_write_json, atomic_write_text, read_kaldi_map
+from svslm.utils.fileio import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    read_kaldi_map,
+)
 
 logger = logging.getLogger(__name__)
 _TOKEN_ID = {t: i for i, t in enumerate(TOKENS)}

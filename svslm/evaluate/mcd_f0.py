@@ -83,9 +83,9 @@ def _crepe_f0(x: np.ndarray, n_frames: int, cfg: McdF0Config) -> np.ndarray:
     try:
         import torch
         import torchcrepe
-    except Exception as err:  # torchcrepe imports torchaudio, which fails beside CPU torch
+    except Exception as err:  # noqa: BLE001 - torchcrepe imports torchaudio, which fails beside CPU torch
         raise MetricUnavailable(f"torchcrepe F0 extractor unavailable ({type(err).__name__}: {err})")
-    hop = int(round(cfg.sample_rate * cfg.frame_shift_ms / 1000))
+    hop = round(cfg.sample_rate * cfg.frame_shift_ms / 1000)
     audio = torch.from_numpy((x / np.iinfo(np.int16).max).astype(np.float32))[None]
     f0, periodicity = torchcrepe.predict(
         audio, cfg.sample_rate, hop, cfg.f0_min, cfg.f0_max, cfg.crepe_model,

@@ -77,7 +77,7 @@ def _import_from(repo_dir: str, module: str, what: str):
         sys.path.insert(0, repo_dir)
     try:
         return importlib.import_module(module)
-    except Exception as err:  # e.g. torchaudio, s3prl or fairseq absent
+    except Exception as err:  # noqa: BLE001 - e.g. torchaudio, s3prl or fairseq absent
         raise MetricUnavailable(f"{what}: cannot import {module} from {repo_dir} ({type(err).__name__}: {err})")
 
 
@@ -86,7 +86,7 @@ def _load_hubconf(repo_dir: str, what: str):
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - any import-time failure means n/a
         raise MetricUnavailable(f"{what}: cannot load {repo_dir}/hubconf.py ({type(err).__name__}: {err})")
     return module
 

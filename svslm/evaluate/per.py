@@ -140,7 +140,7 @@ def load_recognizer(cfg: AsrBackendConfig) -> PhoneRecognizer:
         if cfg.kind == "whisper":
             return WhisperRecognizer(model_dir, cfg.language)
         return OwsmRecognizer(model_dir, cfg.language)
-    except Exception as err:  # a missing optional package or an incomplete model directory
+    except Exception as err:  # noqa: BLE001 - a missing optional package or an incomplete model directory
         raise MetricUnavailable(f"{cfg.kind} recogniser at {model_dir} cannot be loaded ({type(err).__name__}: {err})")
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -25,7 +25,12 @@ from svslm.evaluate.mcd_f0 import McdF0Config, mcd_f0, mode_name
 from svslm.evaluate.mos import MosConfig, SheetSsqa, SingMos, dnsmos
 from svslm.evaluate.na import MetricUnavailable, is_na, na_reason, to_jsonable
 from svslm.evaluate.per import PerConfig, load_recognizer, metric_name, phone_errors
-from svslm.evaluate.singer_sim import ResemblyzerEmbedder, SingerSimConfig, TorchScriptEmbedder, singer_similarity
+from svslm.evaluate.singer_sim import (
+    ResemblyzerEmbedder,
+    SingerSimConfig,
+    TorchScriptEmbedder,
+    singer_similarity,
+)
 from svslm.utils.audio import AudioError, load_wav
 from svslm.utils.config import to_dict
 
@@ -122,7 +127,7 @@ class UtteranceScorer:
             out = fn(*args)
         except MetricUnavailable as err:
             return dict.fromkeys(names, err)
-        except Exception as err:  # a metric library failing on odd audio must not stop the others
+        except Exception as err:  # noqa: BLE001 - a metric library failing on odd audio must not stop the others
             logger.warning("%s failed: %s: %s", "/".join(names), type(err).__name__, err)
             return dict.fromkeys(names, MetricUnavailable(f"failed: {type(err).__name__}: {err}"))
         if isinstance(out, MetricUnavailable):
@@ -238,7 +243,7 @@ class ScoreReport:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ScoreReport":
+    def from_json(cls, data: dict[str, Any]) -> ScoreReport:
         """Read back `to_json`'s output (n/a values become `MetricUnavailable` again)."""
         def value(v: Any) -> Any:
             return MetricUnavailable(na_reason(v)) if is_na(v) else v
@@ -332,8 +337,7 @@ def score_items(items: list[ScoreItem], cfg: ScoreConfig, nj: int = 1, name: str
     else:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(nj, initializer=_init_worker, initargs=(cfg,)) as pool:
-            for res in tqdm(pool.imap_unordered(_score_one, items), total=len(items), desc=name):
-                results.append(res)
+            results = list(tqdm(pool.imap_unordered(_score_one, items), total=len(items), desc=name))
     for utt, values, details, error in sorted(results, key=lambda r: r[0]):
         if error is not None:
             logger.error("%s: not scored: %s", utt, error)
