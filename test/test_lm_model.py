@@ -1,15 +1,14 @@
 """Delay interleave, sequence template, loss masking/weights of the multi-stream LM."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
-from svslm.lm.delay import delay_interleave, inverse_delay_interleave
-from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump, tiny_lm_config
 from svslm.lm.checkpoint import load_checkpoint
 from svslm.lm.data import SVSDataset, load_split
+from svslm.lm.delay import delay_interleave, inverse_delay_interleave
+from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump, tiny_lm_config
 from svslm.lm.model import LossConfig
 from svslm.lm.sequence import build_example, collate
 
@@ -80,7 +79,7 @@ def test_loss_ignores_everything_outside_the_target_region(tiny):
     # Padding the batch with a longer neighbour must not change an utterance's loss.
     alone = collate([ds.example(ds.split.utt_ids[0])], ds.vocab.pad)
     padded = collate([ds.example(u) for u in ds.split.utt_ids[:1] + [max(ds.lengths, key=ds.lengths.get)]], ds.vocab.pad)
-    l_alone, s_alone = model(alone.inputs, alone.attention_mask, alone.targets, alone.loss_mask)
+    l_alone, _ = model(alone.inputs, alone.attention_mask, alone.targets, alone.loss_mask)
     keep = padded.loss_mask.clone()
     keep[1] = False
     l_pad, _ = model(padded.inputs, padded.attention_mask, padded.targets, keep)

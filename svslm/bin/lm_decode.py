@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import kaldiio
-import torch
 from tqdm import tqdm
 
 from svslm.lm.data import load_split
@@ -51,10 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         tokens = decode(model, vocab, [split.svs_lb[u] for u in chunk], [split.prompt(u) for u in chunk],
                         conf, seed=conf.seed + c)
         ark = out_dir / "data" / f"chunk{c}.ark"
-        with atomic_path(scp) as tmp_scp:
-            with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}", write_function="numpy") as writer:
-                for utt, arr in zip(chunk, tokens):
-                    writer(utt, arr)
+        with atomic_path(scp) as tmp_scp, kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}", write_function="numpy") as writer:
+            for utt, arr in zip(chunk, tokens):
+                writer(utt, arr)
     lines: dict[str, str] = {}
     for c in range(len(chunks)):
         lines.update(read_kaldi_map(out_dir / "data" / f"chunk{c}.scp"))

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter(FORMAT))
     logging.getLogger().addHandler(handler)
 
-    from svslm.lm.train import train  # imports DeepSpeed: after argument errors are reported
+    # Imported here: DeepSpeed is slow to import, and argument errors should come first.
+    from svslm.lm.train import train
 
     best = train(args.config, args.init_dir, args.train_json, args.valid_json, exp_dir, args.override)
     logging.getLogger("svslm").info("best model: %s", best)

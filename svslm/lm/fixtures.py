@@ -107,8 +107,8 @@ def make_tiny_dump(
 
 
 def tiny_lm_config(**overrides) -> LMConfig:
-    conf = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                intermediate_size=64, rope_theta=10000.0, max_position_embeddings=1024, nq=9)
+    conf = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "intermediate_size": 64, "rope_theta": 10000.0, "max_position_embeddings": 1024, "nq": 9}
     conf.update(overrides)
     return LMConfig(**conf)
 

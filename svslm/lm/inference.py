@@ -67,7 +67,7 @@ def _sample(logits: torch.Tensor, conf: DecodeConfig, gen: torch.Generator) -> t
 
 def _delayed_rows(buf: torch.Tensor, start: int, end: int, pad: int) -> torch.Tensor:
     """Delayed positions [start, end) read from the undelayed buffer [B, F, nq] -> [B, end-start, nq]."""
-    B, _, nq = buf.shape
+    nq = buf.shape[-1]
     pos = torch.arange(start, end, device=buf.device)
     rows = []
     for n in range(nq):

@@ -30,7 +30,7 @@ def text_frames(ids: np.ndarray, vocab: Vocabulary) -> np.ndarray:
 
 def build_prefix(vocab: Vocabulary, svs_lb: list[str], prompt: np.ndarray | None, where: str) -> np.ndarray:
     """int64 [L_prefix, nq]: everything the LM is conditioned on, up to <codec_ssl_start/end>."""
-    marker = lambda name: text_frames(np.array([vocab.id(name)]), vocab)  # noqa: E731
+    marker = lambda name: text_frames(np.array([vocab.id(name)]), vocab)
     parts = [
         marker("<sos/eos>"),
         marker("<svs_task>"),

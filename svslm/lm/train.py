@@ -25,7 +25,14 @@ from tqdm import tqdm
 
 from svslm.lm.checkpoint import load_checkpoint, save_checkpoint
 from svslm.lm.config import LMRecipeConfig
-from svslm.lm.data import DataError, SVSDataset, epoch_order, load_split, make_batches, steps_per_epoch
+from svslm.lm.data import (
+    DataError,
+    SVSDataset,
+    epoch_order,
+    load_split,
+    make_batches,
+    steps_per_epoch,
+)
 from svslm.lm.model import SpeechLM
 from svslm.lm.sequence import Batch, collate
 from svslm.utils.config import save_config
@@ -158,7 +165,7 @@ class Trainer:
                 log.warning("ignoring incomplete checkpoint %s (no '%s' marker)", d, COMPLETE)
         if not found:
             return False
-        step, d = found[-1]
+        d = found[-1][1]
         _, client = self.engine.load_checkpoint(str(self.ckpt_dir), tag=d.name)
         if client is None:
             raise RuntimeError(f"{d}: DeepSpeed could not load this checkpoint")
