@@ -35,14 +35,15 @@ def corpus(tmp_path):
 def test_score_matches_names_and_writes_json_and_markdown(corpus):
     out = corpus / "out"
     rc = score.main([str(corpus / "ref"), str(corpus / "exp/eval/mini/wav/lm_cd"), "--out_dir", str(out),
-                     "--text", str(corpus / "data/test/text"), "--nj", "2", *FAST])
+                     "--text", str(corpus / "data/test/text"), "--asr_dir", str(corpus / "no_asr"),
+                     "--nj", "2", *FAST])
     assert rc == 0
     data = json.loads((out / "scores.json").read_text())
     assert list(data["utts"]) == ["s1#001"]
     assert data["only_in_ref"] == ["s1#002"] and data["only_in_hyp"] == ["extra"]
     assert data["summary"]["MCD"]["n"] == 1 and data["summary"]["MCD"]["ci95"] is None
     assert data["summary"]["MCD"]["mean"] == pytest.approx(10 / np.log(10) * np.sqrt(2) * np.log(2), rel=0.02)
-    assert "no model directory" in data["summary"]["PER"]["n/a"]
+    assert "no_asr does not exist" in data["summary"]["PER"]["n/a"]
     md = (out / "scores.md").read_text()
     assert "| s1#001 |" in md and "References without synthesis" in md and "- extra" in md
 
@@ -50,8 +51,7 @@ def test_score_matches_names_and_writes_json_and_markdown(corpus):
 def test_score_eval_scores_conditions_and_ground_truth_and_resumes(corpus, monkeypatch):
     monkeypatch.chdir(corpus)
     args = ["--config", str(Path(__file__).parents[1] / "conf/score/tiny.yaml"),
-            "--data_dir", "data", "--eval_dir", "exp/eval/mini", "--nj", "1", *FAST,
-            "--override", "per.backends=[{kind: ctc, model_dir: ''}]"]
+            "--data_dir", "data", "--eval_dir", "exp/eval/mini", "--nj", "1", *FAST]
     assert score_eval.main(args) == 0
     scores = corpus / "exp/eval/mini/scores"
     assert sorted(p.name for p in scores.glob("*.json")) == ["ground_truth.json", "lm_cd.json", "summary.json"]

@@ -1,12 +1,13 @@
 """Score any system's wavs against references: `svslm score REF_DIR HYP_DIR --out_dir OUT`.
 
     python -m svslm.bin.score REF_DIR HYP_DIR --out_dir OUT [--config conf/score/tiny.yaml] \\
-        [--text data/test/text] [--nj 2]
+        [--text data/test/text --asr_dir exp/asr/mini] [--nj 2]
 
 Wavs are matched by file name (`<utt>.wav` in both directories); names found on one side only
 are listed in the output. `--text` (Kaldi `<utt> <phn> ...`) gives the phones PER is counted
-against; without it PER is n/a. Writes OUT/scores.json (per utterance, means with 95%
-confidence intervals, units, modes, n/a reasons) and OUT/scores.md.
+against and `--asr_dir` the recipe's CTC recogniser (`svslm.bin.asr_train`); without them PER
+is n/a. Writes OUT/scores.json (per utterance, means with 95% confidence intervals, units,
+modes, n/a reasons) and OUT/scores.md.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--config", default=None, help="scoring YAML (conf/score/*.yaml); default: built-in defaults")
     parser.add_argument("--text", default=None, help="Kaldi text with the reference phones, for PER")
+    parser.add_argument("--asr_dir", default="", help="CTC recogniser (asr_train output) for PER when the config leaves it empty")
     parser.add_argument("--nj", type=int, default=1, help="parallel processes")
     parser.add_argument("--name", default=None, help="name of the scored system (default: HYP_DIR's name)")
     parser.add_argument("--override", action="append", default=[], help="config override key.path=value")
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logger = setup_logging(args.verbose)
     cfg = load_config(args.config, ScoreConfig, args.override) if args.config else from_dict(ScoreConfig, {})
+    for backend in cfg.per.backends:
+        if backend.kind == "ctc" and not backend.model_dir:
+            backend.model_dir = args.asr_dir
     refs, hyps = wavs_by_name(Path(args.ref_dir)), wavs_by_name(Path(args.hyp_dir))
     texts = read_kaldi_map(args.text) if args.text else {}
     common = sorted(set(refs) & set(hyps))
