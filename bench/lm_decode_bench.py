@@ -25,15 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from svslm.lm.config import LMRecipeConfig  # noqa: E402
-from svslm.lm.fixtures import codec_ssl_tokens, svs_lb_tokens, synth_utterance  # noqa: E402
-from svslm.lm.inference import DecodeConfig, _delayed_rows, decode  # noqa: E402
-from svslm.lm.model import LMConfig, SpeechLM  # noqa: E402
-from svslm.lm.sequence import build_prefix  # noqa: E402
-from svslm.lm.vocab import Vocabulary  # noqa: E402
-from svslm.utils.config import load_config  # noqa: E402
+from svslm.lm.config import LMRecipeConfig
+from svslm.lm.fixtures import codec_ssl_tokens, svs_lb_tokens, synth_utterance
+from svslm.lm.inference import DecodeConfig, _delayed_rows, decode
+from svslm.lm.model import LMConfig, SpeechLM
+from svslm.lm.sequence import build_prefix
+from svslm.lm.vocab import Vocabulary
+from svslm.utils.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {
@@ -121,7 +119,7 @@ def main() -> int:
             rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
             print(rows[-1], file=sys.stderr, flush=True)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
-          f"torch {torch.__version__}, load average {open('/proc/loadavg').read().split()[:3]}")
+          f"torch {torch.__version__}, load average {Path('/proc/loadavg').read_text().split()[:3]}")
     print("| size | params | T | prefix | e2e frames/s cache | e2e frames/s recompute | step ms cache first/last "
           "| step ms recompute first/last | peak RSS |")
     print("|---|---|---|---|---|---|---|---|---|")

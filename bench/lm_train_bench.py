@@ -19,11 +19,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from svslm.lm.config import LMRecipeConfig  # noqa: E402
-from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump  # noqa: E402
-from svslm.utils.config import load_config  # noqa: E402
+from svslm.lm.config import LMRecipeConfig
+from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump
+from svslm.utils.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +59,7 @@ def main() -> int:
     print(f"tiny ({n_params:.2f}M params), {torch.get_num_threads()} torch thread(s), "
           f"{'real dump' if args.data_dir else 'synthetic data'}: {args.epochs} epochs x {frames} target frames "
           f"({positions} delayed positions) in {elapsed:.1f} s = {args.epochs * frames / elapsed:.0f} target frames/s "
-          f"({args.epochs * positions / elapsed:.0f} positions/s); load average {open('/proc/loadavg').read().split()[:3]}")
+          f"({args.epochs * positions / elapsed:.0f} positions/s); load average {Path('/proc/loadavg').read_text().split()[:3]}")
     return 0
 
 
