@@ -1,7 +1,7 @@
 """A small phoneme CTC recogniser that the recipe trains on the corpus's own training audio.
 
 It is the PER backend that works offline: no published singing ASR ships its weights in a pip
-package. Log-mel (svslm.utils.mel, 50 fps) normalised per utterance -> two 1-D convolutions ->
+package. Log-mel (svslm.utils.mel, 50 fps) -> MFCC normalised per utterance -> two 1-D convolutions ->
 bidirectional GRU -> linear -> CTC over the sung phones (rests removed, see `per.sung_phones`),
 greedy decoding. Its PER on the ground-truth test audio is the ceiling every system's PER is read
 against: a high ceiling means the recogniser, not the synthesis, limits the number.
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import torch
 from torch import nn
 
@@ -29,11 +30,12 @@ TOKENS: tuple[str, ...] = (BLANK,) + tuple(p for p in PHONEMES if not is_rest(p)
 
 @dataclass
 class CtcModelConfig:
+    n_cepstra: int = 20  # input: first DCT coefficients of the log-mel (MFCC); 0 = the log-mel itself
     conv_channels: int = 128  # channels of the two convolutions over mel frames
     conv_kernel: int = 5  # frames seen by each convolution (odd)
     conv_stride: int = 1  # stride of the second convolution: 2 halves the GRU's frame rate (25 fps)
     rnn_hidden: int = 128  # GRU units per direction
-    rnn_layers: int = 2  # stacked bidirectional GRU layers
+    rnn_layers: int = 2  # stacked bidirectional GRU layers (0 = none: convolutions only)
     dropout: float = 0.1  # between layers, training only
 
 
@@ -57,22 +59,28 @@ class AsrConfig:
     train: CtcTrainConfig = field(default_factory=CtcTrainConfig)
 
 
-def normalised_mel(wav: np.ndarray, mel_cfg: MelConfig) -> torch.Tensor:
-    """Log-mel [T, n_mels], mean and variance normalised per utterance.
+def asr_features(wav: np.ndarray, mel_cfg: MelConfig, n_cepstra: int) -> torch.Tensor:
+    """Log-mel [T, n_mels] or its first `n_cepstra` DCT coefficients (MFCC) [T, n_cepstra],
+    mean and variance normalised per utterance.
 
-    Per-utterance normalisation makes the recogniser indifferent to the level and channel
-    differences between recordings and syntheses, which PER must not measure.
+    The DCT truncation keeps the spectral envelope (the phone) and drops the harmonic ripple (the
+    pitch): with few training songs every phone is sung on few notes, and a recogniser that sees
+    the harmonics learns the melody instead of the phones. Per-utterance normalisation makes it
+    indifferent to level and channel differences between recordings and syntheses.
     """
-    mel = mel_spectrogram(np.asarray(wav, dtype=np.float32), mel_cfg).T  # [T, n_mels]
-    return (mel - mel.mean(0)) / (mel.std(0) + 1e-5)
+    feats = mel_spectrogram(np.asarray(wav, dtype=np.float32), mel_cfg).T  # [T, n_mels]
+    if n_cepstra > 0:
+        feats = torch.from_numpy(scipy.fft.dct(feats.numpy(), type=2, norm="ortho", axis=1)[:, :n_cepstra])
+    return (feats - feats.mean(0)) / (feats.std(0) + 1e-5)
 
 
 class CtcPhoneModel(nn.Module):
     def __init__(self, n_mels: int, n_tokens: int, cfg: CtcModelConfig):
         super().__init__()
+        n_in = cfg.n_cepstra or n_mels
         pad = cfg.conv_kernel // 2
         self.conv = nn.Sequential(
-            nn.Conv1d(n_mels, cfg.conv_channels, cfg.conv_kernel, padding=pad),
+            nn.Conv1d(n_in, cfg.conv_channels, cfg.conv_kernel, padding=pad),
             nn.ReLU(),
             nn.Dropout(cfg.dropout),
             nn.Conv1d(cfg.conv_channels, cfg.conv_channels, cfg.conv_kernel, stride=cfg.conv_stride, padding=pad),
@@ -80,11 +88,13 @@ class CtcPhoneModel(nn.Module):
             nn.Dropout(cfg.dropout),
         )
         self.stride = cfg.conv_stride
+        # rnn_layers 0 = convolutions only: a phone is recognised from its local context alone, which
+        # generalises to unseen phone sequences when the training songs are few (no memorised lyrics).
         self.rnn = nn.GRU(
             cfg.conv_channels, cfg.rnn_hidden, num_layers=cfg.rnn_layers, batch_first=True,
             bidirectional=True, dropout=cfg.dropout if cfg.rnn_layers > 1 else 0.0,
-        )
-        self.out = nn.Linear(2 * cfg.rnn_hidden, n_tokens)
+        ) if cfg.rnn_layers > 0 else None
+        self.out = nn.Linear(2 * cfg.rnn_hidden if self.rnn else cfg.conv_channels, n_tokens)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return (lengths + self.stride - 1) // self.stride  # a padded strided conv keeps ceil(T / stride)
@@ -94,9 +104,10 @@ class CtcPhoneModel(nn.Module):
         x = self.conv(feats.transpose(1, 2)).transpose(1, 2)  # [B, T', C]
         n_frames = x.shape[1]
         out_lengths = self.output_lengths(lengths)
-        packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        x, _ = self.rnn(packed)
-        x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True, total_length=n_frames)
+        if self.rnn is not None:
+            packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
+            x, _ = self.rnn(packed)
+            x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True, total_length=n_frames)
         return self.out(x).log_softmax(-1), out_lengths  # [B, T', V], [B]
 
 
@@ -123,7 +134,7 @@ class CtcRecognizer:
 
     @torch.inference_mode()
     def recognize(self, wav: np.ndarray) -> list[str]:
-        feats = normalised_mel(wav, self.cfg.mel)
+        feats = asr_features(wav, self.cfg.mel, self.cfg.model.n_cepstra)
         if feats.shape[0] == 0:
             return []
         log_probs, lengths = self.model(feats[None], torch.tensor([feats.shape[0]]))

@@ -22,7 +22,7 @@ from svslm.evaluate.ctc_asr import (
     AsrConfig,
     CtcPhoneModel,
     CtcRecognizer,
-    normalised_mel,
+    asr_features,
 )
 from svslm.evaluate.per import phone_errors, sung_phones
 from svslm.utils.audio import load_wav
@@ -77,7 +77,7 @@ class CtcDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         u = self.utts[i]
-        feats = normalised_mel(load_wav(u.wav_path, self.cfg.mel.sample_rate), self.cfg.mel)
+        feats = asr_features(load_wav(u.wav_path, self.cfg.mel.sample_rate), self.cfg.mel, self.cfg.model.n_cepstra)
         return feats, torch.tensor([_TOKEN_ID[p] for p in u.phones])
 
 
