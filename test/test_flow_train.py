@@ -172,7 +172,7 @@ def test_bad_utterances_are_each_reported_and_the_good_kept(recipe, tmp_path):
     assert len(examples) == 3 and not bad
 
 
-def test_entry_point_loads_the_codec_from_the_dump(recipe, tmp_path, monkeypatch):
+def test_entry_point_loads_the_codec_from_the_dump(recipe, tmp_path, monkeypatch, capsys):
     loaded = []
     fake = types.ModuleType("svslm.tokenize.codec")
     fake.load_codec = lambda path: loaded.append(Path(path)) or StandInCodec()
@@ -187,6 +187,11 @@ def test_entry_point_loads_the_codec_from_the_dump(recipe, tmp_path, monkeypatch
     assert main(args) == 0
     assert loaded == [recipe / "dump" / "tokenizers" / "codec"]
     assert load_flow(tmp_path / "exp").output == "codec_emb"
+    # missing LM decodes: a clear error and a failing exit status, no traceback
+    args[args.index("--lm_decode_dir") + 1] = str(tmp_path / "no_decodes")
+    args[args.index("--exp_dir") + 1] = str(tmp_path / "exp2")
+    assert main(args) == 1
+    assert "no_decodes/train/codec_ssl.scp not found" in capsys.readouterr().err
 
 
 def test_configs_cover_the_four_paper_variants_with_the_papers_settings():

@@ -33,12 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     log = setup_logging(args.verbose)
 
     overrides = list(args.override) + ([f"train.device={args.device}"] if args.device else [])
-    cfg = load_config(args.config, FlowTrainConfig, overrides=overrides)
     from svslm.tokenize.codec import load_codec  # stage 2's tokenizer; imported late, only for training
 
-    codec = load_codec(Path(args.dump_dir) / "tokenizers" / "codec")
-    log.info("training %s from %s into %s", variant_name(cfg.model), args.config, args.exp_dir)
-    best = train(cfg, args.data_dir, args.dump_dir, args.lm_decode_dir, args.exp_dir, codec)
+    try:
+        cfg = load_config(args.config, FlowTrainConfig, overrides=overrides)
+        codec = load_codec(Path(args.dump_dir) / "tokenizers" / "codec")
+        log.info("training %s from %s into %s", variant_name(cfg.model), args.config, args.exp_dir)
+        best = train(cfg, args.data_dir, args.dump_dir, args.lm_decode_dir, args.exp_dir, codec)
+    except (OSError, ValueError) as err:  # missing inputs, bad config, no usable utterance: say which
+        log.error("%s", err)
+        return 1
     log.info("best model: %s", best)
     return 0
 
