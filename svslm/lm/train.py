@@ -116,7 +116,7 @@ class Trainer:
 
         self.model: SpeechLM = load_checkpoint(init_dir, loss=conf.loss, attn_implementation=self.tc.attn_implementation)
         if self.tc.activation_checkpointing:
-            self.model.corelm.decoders.model.gradient_checkpointing_enable()
+            self.model.corelm.decoders.model.activation_checkpointing_enable()
         vocab = self.model.vocab
         self.train_set = SVSDataset(load_split(train_json), vocab)
         self.valid_set = SVSDataset(load_split(valid_json), vocab)
