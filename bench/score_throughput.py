@@ -81,11 +81,11 @@ def main() -> None:
         "|---|---|---|---|---|---|",
         *(f"| {nj} | {scored} | {t:.1f} | {scored / t:.2f} | {audio_seconds / t:.2f} | {warm:.1f} |" for nj, t in timings.items()),
         "",
-        "Each worker loads its own models (resemblyzer, DNSMOS, the recogniser) before scoring, a few"
+        ("Each worker loads its own models (resemblyzer, DNSMOS, the recogniser) before scoring, a few"
         " seconds included above. With a load average above the core count the workers competed with"
         " other jobs, so the speed-up from more workers is understated; the time per utterance is"
         " dominated by WORLD Harvest on both signals (~0.35 s per second of audio each on an idle core)"
-        " and DNSMOS (which pads every clip to 9 s).",
+        " and DNSMOS (which pads every clip to 9 s)."),
         "",
     ]
     atomic_write_text(args.out, "\n".join(lines))
