@@ -33,6 +33,7 @@ flow_configs=           # stage 4 YAMLs, space separated; one model each
 vocoder_config=         # stage 5 YAML
 infer_config=           # stage 6 inference YAML
 score_config=           # stage 6 scoring YAML
+asr_config=             # stage 6 phoneme CTC recogniser YAML (for PER)
 tag=                    # name of this run under exp/ (default: the corpus)
 
 . "${SVSLM_ROOT}/utils/parse_options.sh"
@@ -60,13 +61,15 @@ conf="${SVSLM_ROOT}/conf"
 tokenize_config=${tokenize_config:-${conf}/tokenize/${size}.yaml}
 lm_config=${lm_config:-${conf}/lm/${size}.yaml}
 decode_config=${decode_config:-${conf}/decode/${size}.yaml}
-flow_configs=${flow_configs:-$(ls ${conf}/flow/${size}_*.yaml)}
+flow_configs=${flow_configs:-$(ls ${conf}/flow/${size}_*.yaml 2>/dev/null || true)}
 vocoder_config=${vocoder_config:-${conf}/vocoder/${size}.yaml}
 infer_config=${infer_config:-${conf}/infer/${size}.yaml}
 score_config=${score_config:-${conf}/score/${size}.yaml}
+asr_config=${asr_config:-${conf}/asr/${size}.yaml}
 tag=${tag:-${corpus}}
 
 data=data; dump=dump; exp=exp
+[ -n "${flow_configs}" ] || { log "no flow configs: conf/flow/${size}_*.yaml is empty; pass --flow_configs"; exit 1; }
 lm_exp=${exp}/lm/${tag}; voc_exp=${exp}/vocoder/${tag}; eval_exp=${exp}/eval/${tag}
 mkdir -p ${exp}/logs
 
@@ -141,6 +144,9 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
         --config "${infer_config}" --data_dir ${data}/test --dump_dir ${dump} \
         --lm_dir ${lm_exp} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
         --out_dir ${eval_exp} --nj ${nj}
+    # PER needs a recogniser; offline, the recipe trains a phoneme CTC model on the training audio.
+    run_step stage6_asr_train python -m svslm.bin.asr_train \
+        --config "${asr_config}" --data_dir ${data} --exp_dir ${exp}/asr/${tag}
     run_step stage6_score python -m svslm.bin.score_eval \
         --config "${score_config}" --data_dir ${data} --eval_dir ${eval_exp} --nj ${nj}
     run_step stage6_report python -m svslm.bin.report --eval_dir ${eval_exp}
