@@ -162,3 +162,19 @@ def test_command_line_entry_point_trains_and_writes_the_stage_outputs(data_dir, 
     assert (exp / "generator.pth").is_file() and (exp / "config.yaml").is_file()
     assert from_dict(VocoderConfig, yaml.safe_load((exp / "config.yaml").read_text())).train.max_steps == 1
     assert math.prod(load_vocoder(exp).generator.ups[i].stride[0] for i in range(4)) == 320
+
+
+def test_fine_tuning_on_predicted_mels_starts_from_the_trained_vocoder(data_dir, tmp_path):
+    base = tmp_path / "base"
+    train_vocoder(tiny_config(max_steps=1), data_dir, base)
+    lines = []
+    for line in (data_dir / "train" / "wav.scp").read_text().splitlines():
+        utt = line.split()[0]
+        np.save(tmp_path / f"{utt}.npy", np.full((80, 25), -30.0, dtype=np.float32))
+        lines.append(f"{utt} {tmp_path / f'{utt}.npy'}\n")
+    (tmp_path / "mel.scp").write_text("".join(lines))
+    # Learning rate 0: the fine-tuned generator must be exactly the one it started from.
+    tuned = tmp_path / "tuned"
+    train_vocoder(tiny_config(max_steps=1, learning_rate=0.0, init_from=str(base),
+                              finetune_mel_scp=str(tmp_path / "mel.scp")), data_dir, tuned)
+    assert_same_tensors(torch.load(base / "generator.pth"), torch.load(tuned / "generator.pth"))
