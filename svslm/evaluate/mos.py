@@ -63,42 +63,40 @@ def dnsmos(wav: np.ndarray) -> dict[str, float] | MetricUnavailable:
             "DNSMOS_BAK": float(out["bak_mos"]), "DNSMOS_P808": float(out["p808_mos"])}
 
 
-def _check_files(what: str, **paths: str) -> None:
+def _check_files(section: str, **paths: str) -> None:
     for key, value in paths.items():
         if not value:
-            raise MetricUnavailable(f"{what}: no local {key} configured (weights cannot be downloaded here)")
+            raise MetricUnavailable(f"no local {key} configured ({section}.{key}); its weights cannot be downloaded here")
         if not Path(value).exists():
-            raise MetricUnavailable(f"{what}: {key} {value} does not exist")
+            raise MetricUnavailable(f"{section}.{key}: {value} does not exist")
 
 
-def _import_from(repo_dir: str, module: str, what: str):
+def _import_from(repo_dir: str, module: str):
     """Import `module` from a local clone of a predictor's repository."""
     if repo_dir not in sys.path:
         sys.path.insert(0, repo_dir)
     try:
         return importlib.import_module(module)
     except Exception as err:  # noqa: BLE001 - e.g. torchaudio, s3prl or fairseq absent
-        raise MetricUnavailable(f"{what}: cannot import {module} from {repo_dir} ({type(err).__name__}: {err})")
+        raise MetricUnavailable(f"cannot import {module} from {repo_dir} ({type(err).__name__}: {err})")
 
 
-def _load_hubconf(repo_dir: str, what: str):
+def _load_hubconf(repo_dir: str):
     spec = importlib.util.spec_from_file_location(f"_hubconf_{Path(repo_dir).name}", Path(repo_dir) / "hubconf.py")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except Exception as err:  # noqa: BLE001 - any import-time failure means n/a
-        raise MetricUnavailable(f"{what}: cannot load {repo_dir}/hubconf.py ({type(err).__name__}: {err})")
+        raise MetricUnavailable(f"cannot load {repo_dir}/hubconf.py ({type(err).__name__}: {err})")
     return module
 
 
 class SingMos:
-    name = "SingMOS"
-
     def __init__(self, cfg: SingMosConfig):
-        _check_files("SingMOS", repo_dir=cfg.repo_dir, checkpoint=cfg.checkpoint)
+        _check_files("mos.singmos", repo_dir=cfg.repo_dir, checkpoint=cfg.checkpoint)
         if cfg.torch_hub_dir:
             torch.hub.set_dir(cfg.torch_hub_dir)
-        ssl_mos = _import_from(cfg.repo_dir, "singmos.ssl_mos.ssl_mos", "SingMOS")
+        ssl_mos = _import_from(cfg.repo_dir, "singmos.ssl_mos.ssl_mos")
         # What hubconf.singing_ssl_mos builds, without its wget of the head weights.
         self.model = ssl_mos.MOS_Predictor(ssl_model_type=cfg.ssl_model)
         self.model.load_state_dict(torch.load(cfg.checkpoint, map_location="cpu"))
@@ -111,16 +109,14 @@ class SingMos:
 
 
 class SheetSsqa:
-    name = "Sheet-SSQA"
-
     def __init__(self, cfg: SheetConfig):
         import yaml
 
-        _check_files("Sheet-SSQA", repo_dir=cfg.repo_dir, model_config=cfg.model_config, checkpoint=cfg.checkpoint)
+        _check_files("mos.sheet", repo_dir=cfg.repo_dir, model_config=cfg.model_config, checkpoint=cfg.checkpoint)
         if cfg.torch_hub_dir:
             torch.hub.set_dir(cfg.torch_hub_dir)
-        sslmos = _import_from(cfg.repo_dir, "sheet.models.sslmos", "Sheet-SSQA")
-        hubconf = _load_hubconf(cfg.repo_dir, "Sheet-SSQA")
+        sslmos = _import_from(cfg.repo_dir, "sheet.models.sslmos")
+        hubconf = _load_hubconf(cfg.repo_dir)
         with open(cfg.model_config, encoding="utf-8") as f:
             config = yaml.load(f, Loader=yaml.Loader)  # the release's config uses Python tags
         # What hubconf.default builds, from local files instead of its URLs.
