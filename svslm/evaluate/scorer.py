@@ -325,7 +325,8 @@ def _score_one(item: ScoreItem) -> tuple[str, dict | None, dict | None, str | No
 
 
 def score_items(items: list[ScoreItem], cfg: ScoreConfig, nj: int = 1, name: str = "scores") -> ScoreReport:
-    """Score every item in `nj` worker processes (in this process when nj == 1)."""
+    """Score every item in `nj` worker processes (in this process when nj == 1, which then sets
+    torch to one thread, as each worker does)."""
     report = ScoreReport(name=name, infos=metric_infos(cfg), utts={}, config=to_dict(cfg))
     if not items:
         return report
@@ -335,7 +336,9 @@ def score_items(items: list[ScoreItem], cfg: ScoreConfig, nj: int = 1, name: str
         for item in tqdm(items, desc=name):
             results.append(_score_one(item))
     else:
-        ctx = multiprocessing.get_context("fork")
+        # spawn, not fork: a caller that already ran torch or onnxruntime threads cannot leave a
+        # forked child holding a copied, locked thread pool.
+        ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(nj, initializer=_init_worker, initargs=(cfg,)) as pool:
             results = list(tqdm(pool.imap_unordered(_score_one, items), total=len(items), desc=name))
     for utt, values, details, error in sorted(results, key=lambda r: r[0]):
