@@ -124,3 +124,17 @@ def test_per_through_the_scorer_with_a_trained_recogniser(tmp_path):
     assert ref_len == [len([p for p in phones[u] if p not in ("SP", "AP")]) for u in phones]
     assert [report.utts[u]["PER"] for u in phones] == pytest.approx([100 * e / n for e, n in zip(edits, ref_len)])
     assert report.summary()["PER"].corpus == pytest.approx(100 * sum(edits) / sum(ref_len))
+
+
+@pytest.mark.parametrize("name", ["tiny", "paper"])
+def test_shipped_configs_load(name):
+    from pathlib import Path
+
+    from svslm.evaluate.ctc_asr import AsrConfig
+    from svslm.utils.config import load_config
+
+    conf = Path(__file__).parents[1] / "conf"
+    score_cfg = load_config(conf / "score" / f"{name}.yaml", ScoreConfig)
+    assert score_cfg.mcd_f0.dtw is False  # the paper's mode is the default everywhere
+    assert score_cfg.per.backends[0].kind == "ctc"
+    load_config(conf / "asr" / f"{name}.yaml", AsrConfig)
