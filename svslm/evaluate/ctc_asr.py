@@ -2,7 +2,7 @@
 
 It is the PER backend that works offline: no published singing ASR ships its weights in a pip
 package. Log-mel (svslm.utils.mel, 50 fps) -> MFCC normalised per utterance -> two 1-D convolutions ->
-bidirectional GRU -> linear -> CTC over the sung phones (rests removed, see `per.sung_phones`),
+a bidirectional GRU (or none, on small corpora) -> linear -> CTC over the sung phones (rests removed, see `per.sung_phones`),
 greedy decoding. Its PER on the ground-truth test audio is the ceiling every system's PER is read
 against: a high ceiling means the recogniser, not the synthesis, limits the number.
 
@@ -100,7 +100,7 @@ class CtcPhoneModel(nn.Module):
         return (lengths + self.stride - 1) // self.stride  # a padded strided conv keeps ceil(T / stride)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """feats [B, T, n_mels], lengths [B] -> (log-probabilities [B, T', n_tokens], lengths [B]), T' = ceil(T / stride)."""
+        """feats [B, T, F] (F = n_cepstra or n_mels), lengths [B] -> (log-probs [B, T', V], lengths [B]), T' = ceil(T / stride)."""
         x = self.conv(feats.transpose(1, 2)).transpose(1, 2)  # [B, T', C]
         n_frames = x.shape[1]
         out_lengths = self.output_lengths(lengths)
