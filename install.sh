@@ -9,6 +9,10 @@ export DS_BUILD_OPS=0
 pip install --upgrade "pip>=23" "setuptools<81" wheel
 pip install torch==2.13.0
 pip install -e ".[dev]"
+# fastdtw builds its C extension only without build isolation (numpy and cython must be visible);
+# in an isolated build it silently falls back to a slow pure-Python DTW.
+pip install cython
+pip install --no-build-isolation --force-reinstall --no-deps "fastdtw>=0.3.4"
 if [ "${1:-}" = "--espnet" ]; then pip install -e ".[espnet]"; fi
 # torchaudio from PyPI is a CUDA build that cannot load beside the CPU torch; a dependency that
 # pulls it in (e.g. torchcrepe) must not leave it installed, or `import` of it crashes.

@@ -5,10 +5,10 @@ if [ -f "${SVSLM_ROOT}/venv/bin/activate" ]; then
 fi
 export PYTHONPATH="${SVSLM_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
 export PYTHONIOENCODING=UTF-8
-# Few threads per process: stages run --nj processes side by side, and oversubscribed BLAS
-# threads make CPU jobs slower, not faster.
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-export MKL_NUM_THREADS="${MKL_NUM_THREADS:-2}"
+# One thread per process by default: stages run --nj processes side by side, and on a small or
+# shared machine oversubscribed BLAS threads made the LM stage ~3x slower (bench/results/lm.md).
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+export MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 # Weights never come from a hub at run time: every model path is explicit.
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1

@@ -22,6 +22,7 @@ install_requires = [
     "tensorboard>=2.14",
     "matplotlib>=3.7",
     "editdistance>=0.8",
+    "fastdtw>=0.3.4",
     "music21>=9",
     "pypinyin>=0.50",
     "mido>=1.3",
