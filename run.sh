@@ -35,6 +35,17 @@ infer_config=           # stage 6 inference YAML
 score_config=           # stage 6 scoring YAML
 asr_config=             # stage 6 phoneme CTC recogniser YAML (for PER)
 tag=                    # name of this run under exp/ (default: the corpus)
+# Extra arguments passed through to one step (ESPnet's *_args convention), e.g.
+# --lm_args "--override train.max_epochs=2"; every svslm.bin entry point takes --override key=value.
+local_data_opts=        # stage 1: options of local/<corpus>/data.sh, e.g. "--corpus_config my.yaml"
+tokenize_args=          # stage 2: python -m svslm.bin.tokenize
+lm_args=                # stage 3: python -m svslm.bin.lm_train
+decode_args=            # stage 3: python -m svslm.bin.lm_decode
+flow_args=              # stage 4: python -m svslm.bin.flow_train
+vocoder_args=           # stage 5: python -m svslm.bin.vocoder_train
+asr_args=               # stage 6: python -m svslm.bin.asr_train
+infer_args=             # stage 6: python -m svslm.bin.infer
+score_args=             # stage 6: python -m svslm.bin.score_eval
 
 . "${SVSLM_ROOT}/utils/parse_options.sh"
 if [ $# -ne 0 ]; then
@@ -88,13 +99,13 @@ run_step() {
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     log "===== Stage 1: data preparation (${corpus}: ${db_root} -> ${data}/) ====="
     run_step stage1_data "${SVSLM_ROOT}/local/${corpus}/data.sh" \
-        --db_root "${db_root}" --data_dir ${data} --fs ${fs} --nj ${nj} --skip_bad ${skip_bad}
+        --db_root "${db_root}" --data_dir ${data} --fs ${fs} --nj ${nj} --skip_bad ${skip_bad} ${local_data_opts}
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     log "===== Stage 2: tokenization (svs_lb, codec_ssl, prompts) and vocabulary extension -> ${dump}/ ====="
     run_step stage2_tokenize python -m svslm.bin.tokenize \
-        --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --nj ${nj}
+        --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --nj ${nj} ${tokenize_args}
     if [ -z "${pretrained_lm}" ]; then
         [ "${corpus}" = mini ] || { log "--pretrained_lm is required for ${corpus} (OpusLM_1.7B in ESPnet format)"; exit 1; }
         pretrained_lm=${exp}/pretrained_lm/${tag}
@@ -112,13 +123,14 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     else
         launcher=(torchrun --standalone --nproc_per_node 1)   # DeepSpeed on CPU, one process
     fi
-    run_step stage3_lm_train "${launcher[@]}" -m svslm.bin.lm_train \
+    # --module, not -m: the deepspeed launcher accepts only the long form (torchrun takes both).
+    run_step stage3_lm_train "${launcher[@]}" --module svslm.bin.lm_train \
         --config "${lm_config}" --init_dir ${dump}/lm_init \
-        --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp}
+        --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp} ${lm_args}
     for split in ${lm_decode_sets}; do
         run_step stage3_lm_decode_${split} python -m svslm.bin.lm_decode \
             --config "${decode_config}" --model_dir ${lm_exp}/best \
-            --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split}
+            --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split} ${decode_args}
     done
 fi
 
@@ -128,14 +140,14 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
         flow_tag=$(basename "${flow_config}" .yaml)
         run_step stage4_flow_${flow_tag} python -m svslm.bin.flow_train \
             --config "${flow_config}" --data_dir ${data} --dump_dir ${dump} \
-            --lm_decode_dir ${lm_exp}/decode --exp_dir ${exp}/flow/${tag}/${flow_tag}
+            --lm_decode_dir ${lm_exp}/decode --exp_dir ${exp}/flow/${tag}/${flow_tag} ${flow_args}
     done
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "===== Stage 5: HiFi-GAN vocoder (${vocoder_config}) -> ${voc_exp}/ ====="
     run_step stage5_vocoder python -m svslm.bin.vocoder_train \
-        --config "${vocoder_config}" --data_dir ${data} --exp_dir ${voc_exp}
+        --config "${vocoder_config}" --data_dir ${data} --exp_dir ${voc_exp} ${vocoder_args}
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
@@ -143,12 +155,12 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     run_step stage6_infer python -m svslm.bin.infer \
         --config "${infer_config}" --data_dir ${data}/test --dump_dir ${dump} \
         --lm_dir ${lm_exp} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
-        --out_dir ${eval_exp} --nj ${nj}
+        --out_dir ${eval_exp} --nj ${nj} ${infer_args}
     # PER needs a recogniser; offline, the recipe trains a phoneme CTC model on the training audio.
     run_step stage6_asr_train python -m svslm.bin.asr_train \
-        --config "${asr_config}" --data_dir ${data} --exp_dir ${exp}/asr/${tag}
+        --config "${asr_config}" --data_dir ${data} --exp_dir ${exp}/asr/${tag} ${asr_args}
     run_step stage6_score python -m svslm.bin.score_eval \
-        --config "${score_config}" --data_dir ${data} --eval_dir ${eval_exp} --nj ${nj}
+        --config "${score_config}" --data_dir ${data} --eval_dir ${eval_exp} --nj ${nj} ${score_args}
     run_step stage6_report python -m svslm.bin.report --eval_dir ${eval_exp}
     log "Results: ${eval_exp}/RESULTS.md; report: ${eval_exp}/report/index.html"
     cat ${eval_exp}/RESULTS.md >&2
