@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nj", type=int, default=1, help="parallel synthesis processes")
     parser.add_argument("--conditions", nargs="+", default=None,
                         help="render only these (paper names or slugs, e.g. lm_flow2_voc); default: all in the config")
-    parser.add_argument("--override", nargs="*", default=[], help="config overrides, e.g. n_steps=4")
+    parser.add_argument("--override", action="extend", nargs="+", default=[], help="config overrides, e.g. n_steps=4")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     log = setup_logging(args.verbose)

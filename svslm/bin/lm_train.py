@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train_json", required=True, help="dump/train/data.json")
     parser.add_argument("--valid_json", required=True, help="dump/dev/data.json")
     parser.add_argument("--exp_dir", required=True, help="output directory (checkpoints, logs, best/)")
-    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override a YAML value, e.g. train.max_epochs=2 (repeatable)")
     parser.add_argument("--local_rank", type=int, default=0, help="set by the deepspeed launcher; unused")
     args = parser.parse_args(argv)

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_dir", required=True, help="stage 1 data directory (test/wav.scp, test/text)")
     parser.add_argument("--eval_dir", required=True, help="stage 6 evaluation directory (wav/<condition>/)")
     parser.add_argument("--nj", type=int, default=1, help="parallel processes")
-    parser.add_argument("--override", action="append", default=[], help="config override key.path=value")
+    parser.add_argument("--override", action="extend", nargs="+", default=[], help="config override key.path=value")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

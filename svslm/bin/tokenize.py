@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nj", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--skip_bad", choices=["true", "false"], default=None,
                         help="override the config's skip_bad: continue without bad utterances")
-    parser.add_argument("--override", action="append", default=[], help="config override key.path=value")
+    parser.add_argument("--override", action="extend", nargs="+", default=[], help="config override key.path=value")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     log = setup_logging(args.verbose)

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="vocoder YAML (conf/vocoder/*.yaml)")
     parser.add_argument("--data_dir", required=True, help="stage 1 output with train/ and dev/ wav.scp")
     parser.add_argument("--exp_dir", required=True, help="output: config.yaml, checkpoints/, generator.pth")
-    parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="config overrides such as train.max_steps=100")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
