@@ -35,6 +35,8 @@ install_requires = [
 
 extras_require = {
     "dev": ["pytest>=8", "pytest-timeout>=2", "ruff>=0.5"],
+    # torchdiffeq's adaptive ODE solvers for flow sampling; Euler and midpoint are built in.
+    "flow": ["torchdiffeq>=0.2"],
     # ESPnet-Codec (DAC 16 kHz) and XEUS loaders. The PyPI espnet release pins setuptools < 74
     # and conflicts with torch 2.13 on some resolvers: install it by hand on a cluster, never as a
     # core dependency.
