@@ -179,6 +179,20 @@ def test_musicxml_reports_tie_problems_and_notes_shorter_than_a_frame(tmp_path):
     ]
 
 
+def test_phones_the_model_has_no_token_for_are_reported(tmp_path):
+    path = write_musicxml(tmp_path / "s.musicxml", [[("C4", 2, "亮", None), ("D4", 1, "的", None), ("E4", 1, None, None)]],
+                          tempos={1: 120}, slurs=[((1, 1), (1, 3))])
+    known = {"SP", "AP", "l", "d", "e", "a"}  # no `iang`: a corpus without the syllable has no token for it
+    with pytest.raises(ScoreError) as err:
+        read_score(path, model_phones=known)
+    assert err.value.problems == [
+        "measure 1, note 1: '亮': phone(s) iang never occur in the model's training data (it has no token for them)"]
+    opencpop = tmp_path / "line.txt"
+    opencpop.write_text(LINE + "\n", encoding="utf-8")
+    with pytest.raises(ScoreError, match="note 2 \\(h_ao\\): phone\\(s\\) h, ao never occur"):
+        read_score(opencpop, model_phones={"SP", "AP", "n", "i"})
+
+
 def test_the_part_with_lyrics_is_sung(tmp_path):
     piano = stream.Part([stream.Measure([note.Note("C2", quarterLength=4)], number=1)])
     path = write_musicxml(tmp_path / "s.musicxml", [[("A4", 4, "啊", None)]], tempos={1: 120}, part_before=piano)

@@ -30,7 +30,7 @@ from svslm.sing import sing
 from svslm.sing.phrases import HOP, join_phrases, split_phrases
 from svslm.sing.prompt import UnknownSingerError
 from svslm.sing.score import ScoreError, ScoreNote, build_score
-from svslm.sing.synthesize import SingConfig
+from svslm.sing.synthesize import SingConfig, model_phones
 from svslm.tokenize.codec import CodecConfig, MiniCodec
 from svslm.tokenize.ssl import SSLConfig, SSLTokenizer
 from svslm.tokenize.svs_lb import build_token_list, phones_to_frames
@@ -196,6 +196,13 @@ def test_unknown_singer_and_out_of_range_notes_fail_before_synthesis(recipe, tmp
     with pytest.raises(ScoreError, match="measure 1, note 1: pitch F#5 \\(78\\) after the key shift of \\+18"):
         sing(song, "alto", None, recipe_dir=recipe, key_shift=18, config=CONFIG, synthesizer=synth)
     assert synth.calls == []
+
+
+def test_model_phones_come_from_the_svs_lb_token_list(tmp_path):
+    token_list = tmp_path / "svs_lb.txt"
+    token_list.write_text("\n".join(build_token_list({"a", "sh"}, layout="fork")) + "\n")
+    assert model_phones(token_list) == {"AP", "SP", "a", "sh"}
+    assert model_phones(tmp_path / "absent.txt") is None
 
 
 def test_cli_reports_score_problems_and_unknown_singers(recipe, tmp_path, capsys):

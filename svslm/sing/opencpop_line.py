@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from svslm.data.opencpop import parse_line
-from svslm.sing.score import ScoreError, finish_score, pitch_problem
+from svslm.sing.score import ScoreError, finish_score, phone_problem, pitch_problem
 
 
 def _pick_line(path: Path, utt: str | None) -> tuple[str, str]:
@@ -35,6 +35,7 @@ def read_opencpop_line(
     key_shift: int = 0,
     tempo_scale: float = 1.0,
     pitch_range: tuple[int, int] | None = None,
+    model_phones: set[str] | None = None,
 ) -> dict:
     """The score.json entry of one transcription line (the file's only line, or utterance `utt`)."""
     path = Path(path)
@@ -46,8 +47,10 @@ def read_opencpop_line(
     notes = []
     for i, n in enumerate(parsed.notes):
         midi = n.midi + key_shift if n.midi else 0
-        if n.midi and (problem := pitch_problem(midi, key_shift, pitch_range)):
-            problems.append(f"{where}: note {i} ({'_'.join(n.phns)}): {problem}")
+        for problem in (pitch_problem(midi, key_shift, pitch_range) if n.midi else None,
+                        phone_problem(n.phns, model_phones)):
+            if problem:
+                problems.append(f"{where}: note {i} ({'_'.join(n.phns)}): {problem}")
         notes.append(dataclasses.replace(n, start=n.start / tempo_scale, end=n.end / tempo_scale, midi=midi))
     phones = [dataclasses.replace(p, start=p.start / tempo_scale, end=p.end / tempo_scale) for p in parsed.phones]
     if problems:

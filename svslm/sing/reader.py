@@ -22,13 +22,15 @@ def read_score(
     lyrics: str | Path | None = None,
     utt: str | None = None,
     consonant_table: dict[str, float] | None = None,
+    model_phones: set[str] | None = None,
 ) -> dict:
     """`{"notes": [...], "phones": [...]}` (one score.json entry) of a MusicXML, MIDI or Opencpop
     transcription file; every problem of the score is raised together as a ScoreError.
 
     `lyrics`: a lyric text for a MIDI file (one syllable per note); `utt`: the line of a
     transcriptions.txt to sing when it holds several; `consonant_table`: seconds per initial
-    (svslm.sing.durations; an Opencpop line has its own phone durations).
+    (svslm.sing.durations; an Opencpop line has its own phone durations); `model_phones`: the
+    phones the model has tokens for (None: not checked).
     """
     path = Path(path)
     if not path.is_file():
@@ -37,7 +39,7 @@ def read_score(
     if lyrics is not None and suffix not in MIDI_SUFFIXES:
         raise ScoreError(str(path), ["a separate lyric text is only read with a MIDI file"])
     if suffix in OPENCPOP_SUFFIXES:
-        return read_opencpop_line(path, utt, key_shift, tempo_scale, pitch_range)
+        return read_opencpop_line(path, utt, key_shift, tempo_scale, pitch_range, model_phones)
     if suffix in MUSICXML_SUFFIXES:
         notes, problems = read_musicxml(path)
     elif suffix in MIDI_SUFFIXES:
@@ -45,4 +47,5 @@ def read_score(
     else:
         known = ", ".join(MUSICXML_SUFFIXES + MIDI_SUFFIXES + OPENCPOP_SUFFIXES)
         raise ScoreError(str(path), [f"unknown score format {suffix!r} (known: {known})"])
-    return build_score(notes, str(path), config, problems, key_shift, tempo_scale, pitch_range, consonant_table)
+    return build_score(notes, str(path), config, problems, key_shift, tempo_scale, pitch_range, consonant_table,
+                       model_phones)

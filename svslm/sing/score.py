@@ -73,6 +73,14 @@ def pitch_problem(midi: int, key_shift: int, pitch_range: tuple[int, int] | None
             f"{midi_name(pitch_range[0])} .. {midi_name(pitch_range[1])}")
 
 
+def phone_problem(phns: list[str], model_phones: set[str] | None) -> str | None:
+    """Why the model cannot sing `phns`: a phone its training data never had (no `svs_<phn>` token)."""
+    unknown = [p for p in phns if model_phones is not None and p not in model_phones]
+    if not unknown:
+        return None
+    return f"phone(s) {', '.join(unknown)} never occur in the model's training data (it has no token for them)"
+
+
 def consonant_split(
     duration: float, initial: str, config: ScoreConfig, table: dict[str, float] | None = None
 ) -> float:
@@ -111,12 +119,14 @@ def build_score(
     tempo_scale: float = 1.0,
     pitch_range: tuple[int, int] | None = None,
     consonant_table: dict[str, float] | None = None,
+    model_phones: set[str] | None = None,
 ) -> dict:
     """The score.json entry `{"notes", "phones"}` of `notes`, or a ScoreError listing every problem.
 
     `key_shift`: semitones added to every sung note; `tempo_scale`: > 1 sings faster (every time
     is divided by it); `pitch_range`: the lowest and highest MIDI pitch the model can sing, after
-    the key shift (None: not checked); `consonant_table`: seconds per initial (`consonant_split`).
+    the key shift (None: not checked); `consonant_table`: seconds per initial (`consonant_split`);
+    `model_phones`: the phones the model has tokens for (None: not checked).
     `reader_problems` are the reader's own (times at the written tempo), reported together.
     """
     config = config or ScoreConfig()
@@ -158,8 +168,12 @@ def build_score(
             syllable = []
             continue
         phns = phones_of_lyric[id(n)]
-        if isinstance(phns, str):
+        if isinstance(phns, str):  # why the lyric is not a syllable
             problems.append((n.start, f"{n.place}: {phns}"))
+            syllable = []
+            continue
+        if problem := phone_problem(phns, model_phones):
+            problems.append((n.start, f"{n.place}: {n.lyric!r}: {problem}"))
             syllable = []
             continue
         syllable = phns

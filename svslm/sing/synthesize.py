@@ -62,6 +62,17 @@ def training_pitch_range(utts: list[dict], margin: int) -> tuple[int, int]:
     return min(pitches) - margin, max(pitches) + margin
 
 
+def model_phones(token_list: Path) -> set[str] | None:
+    """Phones with an `svs_<phn>` token in stage 2's svs_lb token list: the only ones the model
+    can be given (a corpus without some syllable has no token for its final). None, with a
+    warning, when the list is absent."""
+    if not token_list.is_file():
+        log.warning("%s not found: phones are not checked against the model's vocabulary", token_list)
+        return None
+    tokens = (line.strip() for line in token_list.read_text(encoding="utf-8").splitlines())
+    return {t[len("svs_"):] for t in tokens if t.startswith("svs_") and not t[len("svs_"):].isdigit()}
+
+
 def sing(
     score_path: str | Path,
     singer: str | None = None,
@@ -109,7 +120,9 @@ def sing(
         log.warning("%s not found: pitches are not checked against the model's range", train_score)
     if durations is not None:
         consonant_table = read_consonant_table(durations)
-    score = read_score(score_path, config.score, key_shift, tempo_scale, pitch_range, lyrics, utt, consonant_table)
+    phones = model_phones(dump_dir / "token_list" / "svs_lb.txt")
+    score = read_score(score_path, config.score, key_shift, tempo_scale, pitch_range, lyrics, utt, consonant_table,
+                       phones)
     overlap = max(1, round(config.crossfade_seconds * FRAME_RATE))
     phrases = split_phrases(score["phones"], config.max_phrase_seconds, overlap)
     log.info("%s: %d notes, %.2f s, %d phrase(s)", score_path, len(score["notes"]), score["phones"][-1]["end"], len(phrases))
