@@ -90,6 +90,9 @@ def test_cli_selects_conditions_and_reports_failure_as_exit_code(tmp_path, fake_
     args = [f"--{k}={v}" for k, v in dirs.items()] + ["--config", str(conf), "--nj", "1"]
     assert infer_bin.main(args + ["--conditions", "gt_mel_voc"]) == 0
     assert (dirs["out_dir"] / "wav/gt_mel_voc").is_dir() and not (dirs["out_dir"] / "wav/lm_cd").exists()
+    assert infer_bin.main(args + ["--conditions", "LM + CD"]) == 0
+    manifest = json.loads((dirs["out_dir"] / "manifest.json").read_text())
+    assert [c["name"] for c in manifest["conditions"]] == ["LM + CD", "GT mel + Voc"]  # the earlier run's kept
     conf.write_text("conditions:\n  - name: LM + Flow1 + Voc\n    flow_tag: nowhere\n")
     assert infer_bin.main(args) == 1
     conf.write_text("conditions:\n  - name: LM + Flow9\n")

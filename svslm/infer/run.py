@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from svslm.infer.conditions import REFERENCE_SLUG, Condition, get_condition
+from svslm.infer.conditions import CONDITIONS, REFERENCE_SLUG, Condition, get_condition
 from svslm.infer.config import ConditionConfig, InferConfig
 from svslm.infer.pipeline import SAMPLE_RATE, RecipePaths, Synthesizer
 from svslm.tokenize.svs_lb import phones_to_frames
@@ -407,7 +407,8 @@ def _execute(tasks: list[tuple[str, list[Item]]], paths: RecipePaths, config: In
 
 def _merge_manifest(path: Path, manifest: dict[str, Any], timing: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Add this run's timings to those of earlier runs that rendered the other wavs of a condition,
-    so the real-time factor covers every wav on disk; then write atomically."""
+    so the real-time factor covers every wav on disk, and keep the records of conditions this run
+    did not select (`--conditions`); then write atomically."""
     previous: dict[str, Any] = {}
     if path.is_file():
         try:
@@ -424,5 +425,9 @@ def _merge_manifest(path: Path, manifest: dict[str, Any], timing: dict[str, dict
             t["rtf"] = t["compute_seconds"] / t["audio_seconds"]
         if t:
             rec["timing"] = t
+    kept = [rec for name, rec in previous.items() if name not in {r["name"] for r in manifest["conditions"]}]
+    order = [c.name for c in CONDITIONS]
+    manifest["conditions"] = sorted(manifest["conditions"] + kept,
+                                    key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
     atomic_write_json(path, manifest)
     return manifest
