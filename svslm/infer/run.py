@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from svslm.infer.conditions import CONDITIONS, REFERENCE_SLUG, Condition, get_condition
+from svslm.infer.conditions import REFERENCE_SLUG, Condition, get_condition
 from svslm.infer.config import ConditionConfig, InferConfig
 from svslm.infer.pipeline import SAMPLE_RATE, RecipePaths, Synthesizer
 from svslm.tokenize.svs_lb import phones_to_frames
@@ -425,9 +425,6 @@ def _merge_manifest(path: Path, manifest: dict[str, Any], timing: dict[str, dict
             t["rtf"] = t["compute_seconds"] / t["audio_seconds"]
         if t:
             rec["timing"] = t
-    kept = [rec for name, rec in previous.items() if name not in {r["name"] for r in manifest["conditions"]}]
-    order = [c.name for c in CONDITIONS]
-    manifest["conditions"] = sorted(manifest["conditions"] + kept,
-                                    key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
+    manifest["conditions"] += [rec for name, rec in previous.items() if name not in timing]
     atomic_write_json(path, manifest)
     return manifest
