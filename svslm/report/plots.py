@@ -62,12 +62,13 @@ def plot_utterance(
         f0_ax.plot(times, midi, color="black" if i == 0 else colors(i - 1), linewidth=1.6 if i == 0 else 0.9,
                    label=label, zorder=3 if i == 0 else 2)
     if pitches:
-        f0_ax.set_ylim(min(pitches) - 3, max(pitches) + 5)  # headroom for the legend
+        f0_ax.set_ylim(min(pitches) - 3, max(pitches) + 3)
     f0_ax.set_ylabel("F0 (MIDI)", fontsize=8)
     f0_ax.set_xlabel("time (s)")
     f0_ax.set_xlim(0, duration)
     f0_ax.grid(alpha=0.3)
-    f0_ax.legend(fontsize=7, ncol=min(4, n), loc="upper right", title="grey bars: score notes", title_fontsize=7)
+    f0_ax.legend(fontsize=7, ncol=min(4, n), loc="upper center", bbox_to_anchor=(0.5, -0.3),  # below: never over the data
+                 title="grey bars: score notes", title_fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(png) as tmp:
