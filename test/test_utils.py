@@ -130,3 +130,6 @@ def test_griffin_lim_keeps_length():
     mel = mel_spectrogram(wav, cfg).numpy()
     out = griffin_lim(mel, cfg, n_iter=4)
     assert out.shape == (8000,) and np.isfinite(out).all()
+    # The level survives the inversion (a magnitude/power mix-up makes it ~13 dB too loud).
+    level_db = 20 * np.log10(np.sqrt(np.mean(out**2)) / np.sqrt(np.mean(wav**2)))
+    assert abs(level_db) < 2.0, level_db

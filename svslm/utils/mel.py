@@ -91,14 +91,16 @@ def mel_spectrogram(wav: torch.Tensor | np.ndarray, cfg: MelConfig) -> torch.Ten
 
 def mel_to_linear_magnitude(mel: np.ndarray, cfg: MelConfig) -> np.ndarray:
     """Invert the log and the filterbank (least squares): [n_mels, T] -> magnitude [n_fft/2+1, T]."""
+    # The mel was built from power, so the filterbank is inverted on power, then the root taken:
+    # inverting it on magnitude leaves the level about 13 dB too high.
     if cfg.log_scale == "db_power":
-        mel_mag = np.sqrt(np.power(10.0, mel / 10.0))
+        mel_power = np.power(10.0, mel / 10.0)
     else:
-        mel_mag = np.exp(mel)
+        mel_power = np.exp(2.0 * mel)
     basis = librosa.filters.mel(
         sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
     )
-    return librosa.util.nnls(basis, mel_mag)
+    return np.sqrt(librosa.util.nnls(basis, mel_power))
 
 
 def griffin_lim(mel: np.ndarray, cfg: MelConfig, n_iter: int = 32) -> np.ndarray:
