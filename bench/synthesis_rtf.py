@@ -1,6 +1,6 @@
 """Synthesis real-time factor per condition of a trained recipe run, on this machine's CPU.
 
-    OMP_NUM_THREADS=2 python bench/synthesis_rtf.py --recipe_dir . --tag mini \\
+    python bench/synthesis_rtf.py --recipe_dir . --tag mini --threads 2 \\
         --config conf/infer/tiny.yaml --out bench/results/synthesis.md
 
 Two measurements for each condition, over the first --n_utts test utterances:
@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="mini", help="the run's name under exp/")
     parser.add_argument("--config", default="conf/infer/tiny.yaml")
     parser.add_argument("--n_utts", type=int, default=8, help="test utterances timed per condition")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine's 2 cores)")
     parser.add_argument("--out", default="bench/results/synthesis.md")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)  # explicit: MKL/OMP variables of the shell may say otherwise
 
     root = Path(args.recipe_dir)
     config = load_config(args.config, InferConfig)
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = read_split_inputs(data_dir, paths.dump_dir, paths.lm_dir)
     utts = inputs.utts[: args.n_utts]
     rows, skipped = [], []
+    load_before = os.getloadavg()[0]
     for cc in config.conditions:
         cond = get_condition(cc.name)
         missing = paths.missing(cond, cc)
@@ -102,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         (f"Measured {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')} by "
          f"`{' '.join(['python', 'bench/synthesis_rtf.py'] + (argv if argv is not None else sys.argv[1:]))}`."),
         (f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} with "
-         f"{torch.get_num_threads()} threads, Python {platform.python_version()}; shared with other jobs, so "
-         "treat differences under ~20% as noise."),
+         f"{torch.get_num_threads()} threads, Python {platform.python_version()}; 1-min load average "
+         f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after (other jobs share the cores)."),
         (f"Run: `{root / 'exp'}` tag `{args.tag}`, config `{args.config}` (flow: {config.n_steps} Euler steps, "
          f"guidance {config.guidance}, batches of {config.batch_size}); the first {len(utts)} test utterances."),
         "",
