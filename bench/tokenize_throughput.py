@@ -16,7 +16,7 @@ import argparse
 import multiprocessing
 import platform
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,7 @@ def mcd(ref: np.ndarray, hyp: np.ndarray) -> tuple[float, float]:
     a, b = mcep(ref), mcep(hyp)
     n = min(len(a), len(b))
     diff = a[:n] - b[:n]
-    per_frame = lambda d: 10.0 / np.log(10.0) * np.sqrt(2.0 * np.sum(d**2, axis=1))  # noqa: E731
+    per_frame = lambda d: 10.0 / np.log(10.0) * np.sqrt(2.0 * np.sum(d**2, axis=1))
     return float(np.mean(per_frame(diff))), float(np.mean(per_frame(diff[:, 1:])))
 
 
@@ -171,7 +171,7 @@ def main() -> int:
         "",
         f"Machine: {platform.processor() or platform.machine()}, {multiprocessing.cpu_count()} CPU cores "
         f"(shared with other jobs), torch {torch.__version__}, one thread per process. "
-        f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
         f"Audio: the held-out splits of `{data_dir}` ({len(wavs)} utterances, {seconds:.1f} s).",
         "Command: `python bench/tokenize_throughput.py --data_dir data --tokenizer_dir dump/tokenizers`",
         "",

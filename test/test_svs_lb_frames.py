@@ -4,7 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svslm.tokenize.svs_lb import AlignmentError, per_phone_rounded_counts, phones_to_frames
+from svslm.tokenize.svs_lb import (
+    AlignmentError,
+    per_phone_rounded_counts,
+    phones_to_frames,
+)
 
 
 def _phones(durations, midis=None):

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from svslm.tokenize.codec import CodecConfig, EspnetCodec, MiniCodec, load_codec, log_mel_frames
+from svslm.tokenize.codec import (
+    CodecConfig,
+    EspnetCodec,
+    MiniCodec,
+    load_codec,
+    log_mel_frames,
+)
 from svslm.utils.mel import MelConfig
 
 SR = 16000

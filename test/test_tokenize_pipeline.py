@@ -10,7 +10,12 @@ import pytest
 
 from svslm.bin.tokenize import main as tokenize_main
 from svslm.tokenize.codec import CodecConfig, load_codec
-from svslm.tokenize.pipeline import BadUtterancesError, SvsLbConfig, TokenizeConfig, run_tokenize
+from svslm.tokenize.pipeline import (
+    BadUtterancesError,
+    SvsLbConfig,
+    TokenizeConfig,
+    run_tokenize,
+)
 from svslm.tokenize.ssl import SSLConfig, load_ssl_tokenizer
 from svslm.utils.audio import save_wav
 from svslm.utils.fileio import read_kaldi_map

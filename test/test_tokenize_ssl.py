@@ -4,7 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svslm.tokenize.ssl import HubertFeatures, MfccFeatures, SSLConfig, SSLTokenizer, XeusFeatures, load_ssl_tokenizer
+from svslm.tokenize.ssl import (
+    HubertFeatures,
+    MfccFeatures,
+    SSLConfig,
+    SSLTokenizer,
+    XeusFeatures,
+    load_ssl_tokenizer,
+)
 
 SR = 16000
 

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from svslm.tokenize.svs_lb import PLACEHOLDER, AlignmentError, build_token_list, score_to_tokens
+from svslm.tokenize.svs_lb import (
+    PLACEHOLDER,
+    AlignmentError,
+    build_token_list,
+    score_to_tokens,
+)
 
 
 def _phones(spec):

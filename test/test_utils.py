@@ -11,7 +11,13 @@ import torch
 from svslm.utils.audio import AudioError, load_wav, save_wav
 from svslm.utils.config import ConfigError, from_dict, load_config
 from svslm.utils.fileio import atomic_dir, atomic_path, read_kaldi_map, write_kaldi_map
-from svslm.utils.mel import MelConfig, MelMismatchError, check_same_mel, griffin_lim, mel_spectrogram
+from svslm.utils.mel import (
+    MelConfig,
+    MelMismatchError,
+    check_same_mel,
+    griffin_lim,
+    mel_spectrogram,
+)
 
 
 @dataclass
@@ -60,10 +66,9 @@ def test_from_dict_rejects_unknown_nested_key():
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.txt"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -71,10 +76,9 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
     target = tmp_path / "d"
     with atomic_dir(target) as tmp:
         (tmp / "a").write_text("1")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(target) as tmp:
-            (tmp / "a").write_text("2")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "a").write_text("2")
+        raise RuntimeError("killed")
     assert (target / "a").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 

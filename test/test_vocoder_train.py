@@ -14,7 +14,12 @@ from svslm.bin.vocoder_train import main as vocoder_train_main
 from svslm.utils.config import ConfigError, from_dict
 from svslm.utils.mel import MelConfig, MelMismatchError, mel_spectrogram
 from svslm.vocoder.config import VocoderConfig
-from svslm.vocoder.dataset import DataError, SegmentDataset, ground_truth_mel_segment, read_utterances
+from svslm.vocoder.dataset import (
+    DataError,
+    SegmentDataset,
+    ground_truth_mel_segment,
+    read_utterances,
+)
 from svslm.vocoder.inference import load_vocoder
 from svslm.vocoder.train import latest_checkpoint, train_vocoder
 

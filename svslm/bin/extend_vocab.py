@@ -8,7 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from svslm.tokenize.extend_vocab import CheckpointError, extend_checkpoint, read_token_list
+from svslm.tokenize.extend_vocab import (
+    CheckpointError,
+    extend_checkpoint,
+    read_token_list,
+)
 from svslm.utils.logging import setup_logging
 
 

@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     log = setup_logging(args.verbose)
 
     overrides = list(args.override) + ([f"train.device={args.device}"] if args.device else [])
-    from svslm.tokenize.codec import load_codec  # stage 2's tokenizer; imported late, only for training
+    from svslm.tokenize.codec import (
+        load_codec,  # stage 2's tokenizer; imported late, only for training
+    )
 
     try:
         cfg = load_config(args.config, FlowTrainConfig, overrides=overrides)

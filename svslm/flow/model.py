@@ -17,7 +17,12 @@ import torch
 from torch import nn
 
 from svslm.flow.cfm import CFM, CFMConfig
-from svslm.flow.encoder import ConditionEncoder, EncoderConfig, PitchEmbedding, PromptEncoder
+from svslm.flow.encoder import (
+    ConditionEncoder,
+    EncoderConfig,
+    PitchEmbedding,
+    PromptEncoder,
+)
 from svslm.flow.estimator import EstimatorConfig, build_estimator
 from svslm.utils.mel import MelConfig
 

@@ -21,7 +21,13 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from svslm.flow.data import FlowDataConfig, FlowDataset, collate, epoch_batches, load_split
+from svslm.flow.data import (
+    FlowDataConfig,
+    FlowDataset,
+    collate,
+    epoch_batches,
+    load_split,
+)
 from svslm.flow.model import FlowModel, FlowModelConfig
 from svslm.utils.config import save_config, to_dict
 from svslm.utils.fileio import atomic_path, atomic_write_text

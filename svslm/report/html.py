@@ -19,7 +19,13 @@ from tqdm import tqdm
 
 from svslm.infer.conditions import REFERENCE_SLUG
 from svslm.report.plots import plot_utterance
-from svslm.report.scores import METRIC_BY_NAME, METRICS, Summary, SystemScores, metric_unit
+from svslm.report.scores import (
+    METRIC_BY_NAME,
+    METRICS,
+    Summary,
+    SystemScores,
+    metric_unit,
+)
 from svslm.utils.audio import load_wav
 from svslm.utils.fileio import atomic_write_text
 

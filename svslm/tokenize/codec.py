@@ -104,7 +104,7 @@ class MiniCodec(CodecTokenizer):
         self._codebooks_t = torch.from_numpy(self.codebooks)
 
     @classmethod
-    def fit(cls, mels: list[np.ndarray], config: CodecConfig, mel: MelConfig | None = None) -> "MiniCodec":
+    def fit(cls, mels: list[np.ndarray], config: CodecConfig, mel: MelConfig | None = None) -> MiniCodec:
         """Fit the 8 codebooks on log-mel frames `mels` (each [T_i, n_mels]) of the training audio."""
         mel = mel or MelConfig()
         residual = sample_frames(mels, config.max_fit_frames, config.seed)  # [N, n_mels]
@@ -149,7 +149,7 @@ class MiniCodec(CodecTokenizer):
         save_config(self.config, directory / "config.yaml")
 
     @classmethod
-    def load(cls, directory: str | Path, config: CodecConfig) -> "MiniCodec":
+    def load(cls, directory: str | Path, config: CodecConfig) -> MiniCodec:
         directory = Path(directory)
         for name in ("codebooks.npy", "mel.yaml"):
             if not (directory / name).is_file():

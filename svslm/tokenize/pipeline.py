@@ -31,13 +31,27 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from svslm.tokenize.codec import CodecConfig, CodecTokenizer, EspnetCodec, MiniCodec, load_codec, log_mel_frames
+from svslm.tokenize.codec import (
+    CodecConfig,
+    CodecTokenizer,
+    EspnetCodec,
+    MiniCodec,
+    load_codec,
+    log_mel_frames,
+)
 from svslm.tokenize.prompts import choose_prompts, fit_length
 from svslm.tokenize.ssl import FEATURES, SSLConfig, SSLTokenizer, load_ssl_tokenizer
 from svslm.tokenize.svs_lb import build_token_list, score_to_tokens
 from svslm.utils.audio import load_wav
 from svslm.utils.config import save_config, to_dict
-from svslm.utils.fileio import atomic_dir, atomic_path, atomic_write_json, atomic_write_text, read_kaldi_map, write_kaldi_map
+from svslm.utils.fileio import (
+    atomic_dir,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    read_kaldi_map,
+    write_kaldi_map,
+)
 from svslm.utils.mel import MelConfig
 
 log = logging.getLogger("svslm")

@@ -147,7 +147,7 @@ class SSLTokenizer:
         return self.config.n_clusters
 
     @classmethod
-    def from_pretrained_kmeans(cls, config: SSLConfig) -> "SSLTokenizer":
+    def from_pretrained_kmeans(cls, config: SSLConfig) -> SSLTokenizer:
         import joblib  # scikit-learn's own persistence; ESPnet saves its k-means with it
 
         if not Path(config.kmeans_path).is_file():
@@ -156,7 +156,7 @@ class SSLTokenizer:
         return cls(config, centroids)
 
     @classmethod
-    def fit(cls, features: list[np.ndarray], config: SSLConfig) -> "SSLTokenizer":
+    def fit(cls, features: list[np.ndarray], config: SSLConfig) -> SSLTokenizer:
         """Fit k-means on per-utterance features [T_i, D] of the training split."""
         x = sample_frames(features, config.max_fit_frames, config.seed)
         centroids = fit_kmeans(x, config.n_clusters, config.seed, config.kmeans_batch_size, config.kmeans_n_init)
