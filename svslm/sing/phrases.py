@@ -10,22 +10,16 @@ frame count and every note stays where the score puts it.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from svslm.data.phonemes import REST
-from svslm.tokenize.svs_lb import FRAME_RATE
+from svslm.tokenize.svs_lb import FRAME_RATE, seconds_to_frame
 
 log = logging.getLogger(__name__)
 
 HOP = 320  # samples per frame at 16 kHz
-
-
-def _frame(t: float) -> int:
-    """A boundary in seconds -> frames, rounded as `phones_to_frames` rounds it (half up)."""
-    return math.floor(t * FRAME_RATE + 0.5)
 
 
 @dataclass
@@ -58,7 +52,7 @@ def split_phrases(phones: list[dict], max_seconds: float, overlap: int) -> list[
     """
     bounds, start = [], 0
     for p in phones:
-        end = _frame(p["end"])
+        end = seconds_to_frame(p["end"])
         bounds.append((start, end))
         start = end
     total, max_frames = start, int(max_seconds * FRAME_RATE)

@@ -22,7 +22,7 @@ import torch
 
 from svslm.tokenize.kmeans import fit_kmeans, nearest, sample_frames
 from svslm.utils.config import load_config, save_config
-from svslm.utils.fileio import atomic_path
+from svslm.utils.fileio import atomic_save_npy
 from svslm.utils.mel import MelConfig, griffin_lim, mel_spectrogram
 
 SAMPLE_RATE = 16000
@@ -142,9 +142,7 @@ class MiniCodec(CodecTokenizer):
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / "codebooks.npy") as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, self.codebooks)
+        atomic_save_npy(directory / "codebooks.npy", self.codebooks)
         save_config(self.mel, directory / "mel.yaml")
         save_config(self.config, directory / "config.yaml")
 

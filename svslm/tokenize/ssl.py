@@ -23,7 +23,7 @@ import torch
 
 from svslm.tokenize.kmeans import fit_kmeans, nearest, sample_frames
 from svslm.utils.config import load_config, save_config
-from svslm.utils.fileio import atomic_path
+from svslm.utils.fileio import atomic_save_npy
 from svslm.utils.mel import MelConfig, mel_spectrogram
 
 HOP_LENGTH = 320  # 50 fps at 16 kHz
@@ -169,9 +169,7 @@ class SSLTokenizer:
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / "kmeans_centroids.npy") as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, self.centroids)
+        atomic_save_npy(directory / "kmeans_centroids.npy", self.centroids)
         save_config(self.config, directory / "config.yaml")
 
 

@@ -23,6 +23,12 @@ def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
+def seconds_to_frame(t: float, fps: float = FRAME_RATE) -> int:
+    """The frame boundary nearest to `t` seconds (half up): the one rounding rule every caller
+    that cuts a score into frames must share, or its pieces drift from `phones_to_frames`."""
+    return _round_half_up(t * fps)
+
+
 def phones_to_frames(
     phones: list[dict],
     n_frames: int | None = None,
@@ -40,11 +46,11 @@ def phones_to_frames(
         raise AlignmentError(f"{where}: no phones")
     frame_phones: list[str] = []
     frame_midi: list[int] = []
-    start_frame = _round_half_up(phones[0]["start"] * fps)
+    start_frame = seconds_to_frame(phones[0]["start"], fps)
     if start_frame != 0:
         raise AlignmentError(f"{where}: first phone starts at {phones[0]['start']} s, not 0")
     for i, p in enumerate(phones):
-        end_frame = _round_half_up(p["end"] * fps)
+        end_frame = seconds_to_frame(p["end"], fps)
         count = end_frame - start_frame  # may be 0 for a phone shorter than a frame
         if count < 0:
             raise AlignmentError(f"{where}: phone {i} ({p['phn']}) ends before it starts")

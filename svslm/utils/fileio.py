@@ -61,6 +61,14 @@ def atomic_write_json(path: str | Path, obj, indent: int | None = 1) -> None:
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
 
 
+def atomic_save_npy(path: str | Path, array) -> None:
+    """np.save to `path` atomically (np.save on a bare name would append `.npy` to the temp file)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
 def read_kaldi_map(path: str | Path) -> dict[str, str]:
     """Read `<key> <value...>` lines (wav.scp, utt2spk, text, ...) in file order.
 
