@@ -161,9 +161,9 @@ def test_sing_writes_the_song_with_the_singers_prompt(recipe, tmp_path):
     np.testing.assert_array_equal(call["prompt"][:, 0], (1 + np.arange(P)) % 16)
     assert wav[10 * HOP] == pytest.approx(0.62) and wav[110 * HOP] == pytest.approx(0.64)  # key shift +2
     assert np.abs(wav[60 * HOP:90 * HOP]).max() == 0.0  # the rest between the phrases
-    (recipe / "dump/train/utt2num_frames").unlink()  # a dump without lengths: the frames are measured
-    sing(tmp_path / "s.musicxml", "alto", None, recipe_dir=recipe, config=CONFIG, synthesizer=synth)
-    np.testing.assert_array_equal(synth.calls[-1]["prompt"], call["prompt"])
+    (recipe / "dump/train/utt2num_frames").unlink()  # a dump stage 2 did not finish: named, not guessed
+    with pytest.raises(FileNotFoundError, match="utt2num_frames is missing"):
+        sing(tmp_path / "s.musicxml", "alto", None, recipe_dir=recipe, config=CONFIG, synthesizer=synth)
 
 
 def test_sing_with_a_reference_recording(recipe, tmp_path):

@@ -62,10 +62,9 @@ def singer_prompt(singer: str, data_dir: Path, dump_dir: Path) -> SpeakerPrompt:
     if not candidates:
         raise FileNotFoundError(f"no codec_ssl frames of singer {singer!r} in {dump_dir / 'train' / 'codec_ssl.scp'}")
     lengths_file = dump_dir / "train" / "utt2num_frames"
-    if lengths_file.is_file():
-        lengths = {u: int(n) for u, n in read_kaldi_map(lengths_file).items()}
-    else:  # an older dump without lengths: read the singer's frames
-        lengths = {u: len(kaldiio.load_mat(scp[u])) for u in candidates}
+    if not lengths_file.is_file():
+        raise FileNotFoundError(f"{lengths_file} is missing: re-run stage 2, which writes it")
+    lengths = {u: int(n) for u, n in read_kaldi_map(lengths_file).items()}
     utt = max(candidates, key=lambda u: (lengths.get(u, 0), u))
     tokens = np.asarray(kaldiio.load_mat(scp[utt]), dtype=np.int32)
     wav_scp = data_dir / "train" / "wav.scp"
