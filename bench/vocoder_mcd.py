@@ -5,7 +5,8 @@
 For each utterance of `--data_dir`: the ground-truth mel (svslm.utils.mel) is turned back into a
 waveform by the vocoder and by Griffin-Lim (32 iterations), and each is scored against the
 recording with the project's VERSA-style MCD (svslm.evaluate.mcd_f0, `dtw: false`, the paper's
-mode). Prints a markdown table.
+mode). Prints a markdown table. For a generator with a harmonic source, one more row drives the
+source with the recording's F0 instead of the generator's own prediction: the source's ceiling.
 
 Two Griffin-Lim baselines: svslm.utils.mel.griffin_lim as committed, whose mel inversion solves
 the filterbank least squares on sqrt(mel power) and so comes out ~13 dB too loud on this data
@@ -27,6 +28,7 @@ from svslm.utils.audio import load_wav
 from svslm.utils.fileio import read_kaldi_map
 from svslm.utils.mel import MelConfig, griffin_lim, mel_spectrogram
 from svslm.vocoder.inference import load_vocoder
+from svslm.vocoder.source import frame_f0
 
 
 def griffin_lim_power_nnls(mel: np.ndarray, cfg: MelConfig, n_iter: int = 32) -> np.ndarray:
@@ -52,16 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     metric = McdF0Config(sample_rate=cfg.sample_rate)
     wavs = read_kaldi_map(f"{args.data_dir}/wav.scp")
     utts = sorted(wavs)[: args.max_utts or None]
-    systems = ("HiFi-GAN (this vocoder)", "Griffin-Lim, svslm.utils.mel.griffin_lim (level off)",
-               "Griffin-Lim, power-domain inversion (level right)")
+    systems = ["HiFi-GAN (this vocoder)", "Griffin-Lim, svslm.utils.mel.griffin_lim (level off)",
+               "Griffin-Lim, power-domain inversion (level right)"]
+    has_source = vocoder.generator.source is not None
+    if has_source:  # the source's ceiling: driven by the recording's F0 instead of the predicted one
+        systems.append("HiFi-GAN, source driven by the recording's F0 (oracle)")
     scores: dict[str, dict[str, list[float]]] = {s: {"MCD": [], "F0_RMSE": [], "mel": []} for s in systems}
     start = time.time()
     for utt in utts:
         wav = load_wav(wavs[utt], sample_rate=cfg.sample_rate)
         wav = wav[: wav.size // cfg.hop_length * cfg.hop_length]
         mel = mel_spectrogram(torch.from_numpy(wav), cfg)  # [n_mels, T]
-        outputs = (vocoder(mel.unsqueeze(0))[0].numpy(), griffin_lim(mel.numpy(), cfg),
-                   griffin_lim_power_nnls(mel.numpy(), cfg))
+        outputs = [vocoder(mel.unsqueeze(0))[0].numpy(), griffin_lim(mel.numpy(), cfg),
+                   griffin_lim_power_nnls(mel.numpy(), cfg)]
+        if has_source:
+            f0 = torch.from_numpy(frame_f0(wav, cfg.sample_rate, cfg.hop_length)).unsqueeze(0)
+            with torch.no_grad():
+                outputs.append(vocoder.generator(mel.unsqueeze(0), f0)[0].numpy())
         for system, out in zip(systems, outputs):
             result = mcd_f0(out, wav, metric)
             scores[system]["mel"].append(float((mel_spectrogram(out, cfg) - mel).abs().mean()))

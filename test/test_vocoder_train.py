@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from svslm.bin.vocoder_train import main as vocoder_train_main
+from svslm.utils.audio import load_wav
 from svslm.utils.config import ConfigError, from_dict
 from svslm.utils.mel import MelConfig, MelMismatchError, mel_spectrogram
 from svslm.vocoder.config import VocoderConfig
@@ -21,6 +22,7 @@ from svslm.vocoder.dataset import (
     read_utterances,
 )
 from svslm.vocoder.inference import load_vocoder
+from svslm.vocoder.source import frame_f0
 from svslm.vocoder.train import latest_checkpoint, train_vocoder
 
 TINY = {
@@ -59,9 +61,15 @@ def data_dir(tmp_path_factory) -> Path:
     return root
 
 
-def tiny_config(**train) -> VocoderConfig:
+# The tiny recipe's generator: a harmonic source with a learned F0 predictor, linear upsampling.
+WITH_SOURCE = {"source_harmonics": 2, "f0_predictor_channels": 8, "upsample_mode": "linear"}
+
+
+def tiny_config(source: bool = False, **train) -> VocoderConfig:
     raw = yaml.safe_load(yaml.safe_dump(TINY))
     raw["train"].update(train)
+    if source:
+        raw["generator"].update(WITH_SOURCE)
     return from_dict(VocoderConfig, raw)
 
 
@@ -75,12 +83,20 @@ def test_ground_truth_segment_equals_the_whole_utterance_mel():
                                    atol=1e-3)
 
 
-def test_segments_align_mel_and_audio(data_dir):
+def test_segments_align_mel_audio_and_f0(data_dir):
     cfg = MelConfig()
     utts = read_utterances(data_dir / "train" / "wav.scp", cfg, min_frames=4)
-    mel, wav = SegmentDataset(utts, cfg, 4)[(1, 123)]
+    mel, wav, f0 = SegmentDataset(utts, cfg, 4)[(1, 123)]
     assert mel.shape == (80, 4) and wav.shape == (4 * 320,)
+    assert f0.numel() == 0  # F0 is analysed only for a generator with a harmonic source
     assert torch.equal(SegmentDataset(utts, cfg, 4)[(1, 123)][1], wav)  # the seed fixes the segment
+
+    mel, wav, f0 = SegmentDataset(utts, cfg, 4, with_f0=True)[(1, 123)]
+    whole = load_wav(utts[1].wav_path)
+    start = next(s for s in range(utts[1].n_frames) if np.array_equal(whole[s * 320:(s + 4) * 320], wav.numpy()))
+    np.testing.assert_array_equal(f0.numpy(), frame_f0(whole, 16000, 320)[start:start + 4])
+    assert (f0 > 0).all()  # the chirp is voiced throughout
+    np.testing.assert_allclose(mel.numpy(), mel_spectrogram(whole, cfg).numpy()[:, start:start + 4], atol=1e-3)
 
 
 def test_predicted_mels_for_fine_tuning_are_cut_with_their_audio(data_dir, tmp_path):
@@ -94,7 +110,7 @@ def test_predicted_mels_for_fine_tuning_are_cut_with_their_audio(data_dir, tmp_p
     mel_scp = tmp_path / "mel.scp"
     mel_scp.write_text("".join(lines))
     utts = read_utterances(wav_scp, cfg, min_frames=4, mel_scp=mel_scp)
-    mel, wav = SegmentDataset(utts, cfg, 4)[(0, 5)]
+    mel, wav, _ = SegmentDataset(utts, cfg, 4)[(0, 5)]
     start = int(mel[0, 0])  # each predicted frame holds its own index
     assert mel[0].tolist() == [start, start + 1, start + 2, start + 3]
     full = sf.read(utts[0].wav_path, dtype="float32")[0]
@@ -128,14 +144,15 @@ def assert_same_tensors(a, b, where: str = "") -> None:
         assert a == b, where
 
 
-def test_interrupted_training_resumes_to_the_same_state(data_dir, tmp_path):
+@pytest.mark.parametrize("source", [False, True], ids=["hifigan", "with_source"])
+def test_interrupted_training_resumes_to_the_same_state(data_dir, tmp_path, source):
     # 4 steps in one go, against 2 steps, a stop, and a re-run asked for 4: the second run must
     # pick up at step 2 (mid-epoch, after the GAN losses started) and end in the identical state.
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train_vocoder(tiny_config(), data_dir, straight)
-    train_vocoder(tiny_config(max_steps=2), data_dir, resumed)
+    train_vocoder(tiny_config(source), data_dir, straight)
+    train_vocoder(tiny_config(source, max_steps=2), data_dir, resumed)
     assert checkpoint_state(resumed)["step"] == 2
-    train_vocoder(tiny_config(), data_dir, resumed)
+    train_vocoder(tiny_config(source), data_dir, resumed)
     a, b = checkpoint_state(straight), checkpoint_state(resumed)
     assert a["step"] == b["step"] == 4
     for part in ("generator", "discriminators", "optim_g", "optim_d"):
@@ -152,7 +169,7 @@ def test_interrupted_training_resumes_to_the_same_state(data_dir, tmp_path):
         load_vocoder(resumed, mel_config=MelConfig(fmax=7600.0))
 
     # A different generator cannot continue this experiment.
-    other = tiny_config()
+    other = tiny_config(source)
     other.generator.upsample_initial_channel = 32
     with pytest.raises(ConfigError, match="different generator settings"):
         train_vocoder(other, data_dir, resumed)

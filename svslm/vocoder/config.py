@@ -20,17 +20,24 @@ class GeneratorConfig:
     # Transposed-conv kernels; kernel - rate must be even so a layer multiplies the length exactly.
     upsample_kernel_sizes: list[int] = field(default_factory=lambda: [16, 11, 8, 4])
     upsample_initial_channel: int = 512  # channels after the input conv, halved at each upsampling
+    # "transposed" (V1: transposed convolutions with the kernels above) or "linear" (linear
+    # interpolation, then a convolution of kernel 2 x rate + 1: no frame-rate checkerboard tone).
+    upsample_mode: str = "transposed"
     resblock_kernel_sizes: list[int] = field(default_factory=lambda: [3, 7, 11])  # one block per size
     resblock_dilation_sizes: list[list[int]] = field(
         default_factory=lambda: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
     )  # dilations of each block's convolutions (residual block type 1)
+    # Harmonic (NSF) source: sines at F0 x 1..N added at every upsampling stage, F0 read off the
+    # mel by a small predictor (svslm/vocoder/source.py). 0 = plain HiFi-GAN, as published.
+    source_harmonics: int = 0
+    f0_predictor_channels: int = 128  # width of the F0 predictor's convolutions (with a source)
 
 
 @dataclass
 class DiscriminatorConfig:
     periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])  # multi-period discriminator
     period_channels: list[int] = field(default_factory=lambda: [32, 128, 512, 1024, 1024])  # its conv widths
-    n_scales: int = 3  # multi-scale discriminator: raw audio, then average-pooled x2, x4
+    n_scales: int = 3  # multi-scale discriminator: raw audio, then average-pooled x2, x4 (0 = none)
     # Widths of the 7 convs of each scale discriminator; V1's groups (SCALE_GROUPS) must divide them.
     scale_channels: list[int] = field(default_factory=lambda: [128, 128, 256, 512, 1024, 1024, 1024])
 
@@ -39,6 +46,7 @@ class DiscriminatorConfig:
 class LossConfig:
     feature_matching_weight: float = 2.0  # published weight of the feature-matching loss
     mel_weight: float = 45.0  # published weight of the mel L1 loss (in ln-magnitude units)
+    f0_weight: float = 1.0  # weight of the F0 predictor's pitch-class cross-entropy (with a source)
 
 
 @dataclass
@@ -93,6 +101,10 @@ class VocoderConfig:
                 )
         if len(g.resblock_dilation_sizes) != len(g.resblock_kernel_sizes):
             raise ConfigError("generator.resblock_dilation_sizes needs one list per resblock kernel")
+        if g.upsample_mode not in ("transposed", "linear"):
+            raise ConfigError(f"generator.upsample_mode must be 'transposed' or 'linear', got {g.upsample_mode!r}")
+        if g.source_harmonics < 0:
+            raise ConfigError(f"generator.source_harmonics must be >= 0 (0 = no source), got {g.source_harmonics}")
         if g.upsample_initial_channel % 2 ** len(g.upsample_rates):
             raise ConfigError("generator.upsample_initial_channel must halve at every upsampling")
         d = self.discriminator

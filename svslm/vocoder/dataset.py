@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from svslm.utils.audio import load_wav
 from svslm.utils.fileio import read_kaldi_map
 from svslm.utils.mel import MelConfig, mel_spectrogram
+from svslm.vocoder.source import frame_f0
 
 log = logging.getLogger("svslm")
 
@@ -110,12 +111,18 @@ def ground_truth_mel_segment(wav: np.ndarray, start: int, n_frames: int, cfg: Me
 
 
 class SegmentDataset(Dataset):
-    """Item `(index, seed)` -> (mel float32 [n_mels, S], waveform float32 [S * hop]), S = segment_frames."""
+    """Item `(index, seed)` -> (mel float32 [n_mels, S], waveform float32 [S * hop], F0 float32 [S]
+    in Hz, or [0] when `with_f0` is off), S = segment_frames.
 
-    def __init__(self, utterances: list[Utterance], mel: MelConfig, segment_frames: int):
+    F0 (for a generator with a harmonic source) is analysed once per utterance, when first drawn,
+    and kept: 50 floats a second."""
+
+    def __init__(self, utterances: list[Utterance], mel: MelConfig, segment_frames: int, with_f0: bool = False):
         self.utterances = utterances
         self.mel = mel
         self.segment_frames = segment_frames
+        self.with_f0 = with_f0
+        self._f0: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -131,7 +138,13 @@ class SegmentDataset(Dataset):
         else:
             mel = load_mel_array(item.mel_path)[:, start:start + frames]
         segment = wav[start * hop:(start + frames) * hop]
-        return torch.from_numpy(np.ascontiguousarray(mel)), torch.from_numpy(segment.copy())
+        f0 = np.zeros(0, dtype=np.float32)
+        if self.with_f0:
+            if item.utt not in self._f0:
+                self._f0[item.utt] = frame_f0(wav, self.mel.sample_rate, hop)
+            f0 = self._f0[item.utt][start:start + frames]
+        return (torch.from_numpy(np.ascontiguousarray(mel)), torch.from_numpy(segment.copy()),
+                torch.from_numpy(f0.copy()))
 
 
 def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[list[tuple[int, int]]]:

@@ -19,6 +19,7 @@ from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 from svslm.utils.mel import MelConfig
 from svslm.vocoder.config import SCALE_GROUPS, DiscriminatorConfig, GeneratorConfig
+from svslm.vocoder.source import F0Predictor, HarmonicSource
 
 LRELU_SLOPE = 0.1
 
@@ -78,18 +79,45 @@ class Generator(nn.Module):
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
         for rate, kernel in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes):
-            # (kernel - rate) / 2 padding makes the output exactly `rate` times longer.
-            self.ups.append(weight_norm(_init_normal(
-                nn.ConvTranspose1d(ch, ch // 2, kernel, stride=rate, padding=(kernel - rate) // 2))))
+            if cfg.upsample_mode == "linear":
+                # Resize-convolution (Odena et al., 2016): no transposed-conv checkerboard, whose
+                # period at the first stage is one frame, i.e. a 50 Hz tone over everything.
+                self.ups.append(nn.Sequential(
+                    nn.Upsample(scale_factor=rate, mode="linear"),
+                    weight_norm(_init_normal(nn.Conv1d(ch, ch // 2, 2 * rate + 1, padding=rate)))))
+            else:
+                # (kernel - rate) / 2 padding makes the output exactly `rate` times longer.
+                self.ups.append(weight_norm(_init_normal(
+                    nn.ConvTranspose1d(ch, ch // 2, kernel, stride=rate, padding=(kernel - rate) // 2))))
             ch //= 2
             for k, dilations in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
                 self.resblocks.append(ResBlock(ch, k, dilations))
         self.conv_post = weight_norm(nn.Conv1d(ch, 1, 7, padding=3))
+        self.source = self.f0_predictor = None
+        if cfg.source_harmonics:
+            self.source = HarmonicSource(cfg.source_harmonics, mel.sample_rate, self.hop_length)
+            self.f0_predictor = F0Predictor(mel.n_mels, cfg.f0_predictor_channels)
+            # Strided convolutions bring the excitation down to each stage's rate.
+            self.source_downs = nn.ModuleList()
+            ch = cfg.upsample_initial_channel
+            for i in range(len(cfg.upsample_rates)):
+                ch //= 2
+                stride = math.prod(cfg.upsample_rates[i + 1:])
+                # kernel 2 s + 1 with padding s gives exactly length / s for any stride s
+                self.source_downs.append(nn.Conv1d(1, ch, 2 * stride + 1, stride=stride, padding=stride))
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = self.conv_pre(log_magnitude(mel, self.mel))  # [B, C, T]
+    def forward(self, mel: torch.Tensor, f0: torch.Tensor | None = None) -> torch.Tensor:
+        """mel [B, n_mels, T]; f0 [B, T] in Hz drives the harmonic source if there is one (the
+        recording's F0 in training; None = the generator's own prediction from the mel)."""
+        log_mel = log_magnitude(mel, self.mel)
+        x = self.conv_pre(log_mel)  # [B, C, T]
+        source = None
+        if self.source is not None:
+            source = self.source(self.f0_predictor.predict(log_mel) if f0 is None else f0)  # [B, 1, T * hop]
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))  # [B, C / 2^(i+1), T * prod(rates[:i+1])]
+            if source is not None:
+                x = x + self.source_downs[i](source)
             # Multi-receptive-field fusion: the mean of the residual blocks' outputs.
             blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
             x = sum(block(x) for block in blocks) / self.num_kernels

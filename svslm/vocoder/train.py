@@ -31,7 +31,8 @@ from svslm.vocoder.losses import (
     generator_adversarial_loss,
     mel_l1_loss,
 )
-from svslm.vocoder.models import Discriminators, Generator
+from svslm.vocoder.models import Discriminators, Generator, log_magnitude
+from svslm.vocoder.source import f0_loss, frame_f0
 
 log = logging.getLogger("svslm")
 
@@ -97,7 +98,8 @@ class Trainer:
                 f"{data_dir}/train has {len(train_utts)} usable utterances, fewer than "
                 f"train.batch_size {tc.batch_size}"
             )
-        self.train_set = SegmentDataset(train_utts, cfg.mel, tc.segment_frames)
+        self.has_source = cfg.generator.source_harmonics > 0
+        self.train_set = SegmentDataset(train_utts, cfg.mel, tc.segment_frames, with_f0=self.has_source)
         self.steps_per_epoch = len(train_utts) // tc.batch_size
         dev_utts = read_utterances(data_dir / "dev" / "wav.scp", cfg.mel, min_frames=1)
         self.dev_utts = dev_utts[: tc.max_valid_utts]
@@ -114,6 +116,9 @@ class Trainer:
             "optim_g": self.optim_g.state_dict(),
             "optim_d": self.optim_d.state_dict(),
             "config": to_dict(self.cfg),
+            # The harmonic source draws noise and phases: a resumed run continues the same draws.
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         }
 
     def load_state(self, path: Path) -> None:
@@ -123,6 +128,10 @@ class Trainer:
         self.optim_g.load_state_dict(state["optim_g"])
         self.optim_d.load_state_dict(state["optim_d"])
         self.step = state["step"]
+        if "rng" in state:  # checkpoints written before the RNG state was saved have none
+            torch.set_rng_state(state["rng"].cpu())
+            if self.device.type == "cuda" and state["cuda_rng"]:
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
 
     def init_from(self, vocoder_dir: Path) -> None:
         """Start from another vocoder's newest weights (fine-tuning); optimisers and step start anew."""
@@ -137,10 +146,13 @@ class Trainer:
         log.info("initialised generator and discriminators from %s (step %d)", path, state["step"])
 
     # ---- one optimisation step ----
-    def train_step(self, mel: torch.Tensor, wav: torch.Tensor) -> dict[str, float]:
-        """mel [B, n_mels, S], wav [B, S * hop] -> the step's losses."""
+    def train_step(self, mel: torch.Tensor, wav: torch.Tensor, f0: torch.Tensor | None = None) -> dict[str, float]:
+        """mel [B, n_mels, S], wav [B, S * hop], f0 [B, S] (Hz; with a harmonic source) -> the step's losses.
+
+        The source is driven by the recording's F0 (teacher forcing); the F0 predictor that
+        drives it at inference learns from the same F0 on the side."""
         lc = self.cfg.loss
-        fake = self.generator(mel)  # [B, S * hop]
+        fake = self.generator(mel, f0 if self.has_source else None)  # [B, S * hop]
         adversarial = self.step >= self.cfg.train.discriminator_start_step
         losses = {}
         if adversarial:
@@ -161,6 +173,10 @@ class Trainer:
             loss_fm = feature_matching_loss(real_features, fake_features)
             loss_g = loss_g + loss_adv + lc.feature_matching_weight * loss_fm
             losses.update(adversarial=loss_adv.item(), feature_matching=loss_fm.item())
+        if self.has_source:
+            loss_f0 = f0_loss(self.generator.f0_predictor(log_magnitude(mel, self.cfg.mel)), f0)
+            loss_g = loss_g + lc.f0_weight * loss_f0
+            losses["f0"] = loss_f0.item()
         self.optim_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.optim_g.step()
@@ -181,13 +197,19 @@ class Trainer:
     def validate(self, writer: SummaryWriter) -> float:
         """Mean absolute log-mel error (dB for a dB mel) of resynthesised dev utterances."""
         self.generator.eval()
-        errors = []
+        errors, cents, vuv = [], [], []
         for i, item in enumerate(self.dev_utts):
             wav = torch.from_numpy(load_wav(item.wav_path)[: item.n_frames * self.cfg.mel.hop_length])
             mel = mel_spectrogram(wav, self.cfg.mel).to(self.device)  # [n_mels, T]
-            fake = self.generator(mel.unsqueeze(0))[0]  # [T * hop]
+            fake = self.generator(mel.unsqueeze(0))[0]  # [T * hop], with its own F0 as at inference
             fake_mel = mel_spectrogram(fake, self.cfg.mel)
             errors.append((fake_mel - mel).abs().mean().item())
+            if self.has_source:  # the F0 predictor against the recording's F0
+                predicted = self.generator.f0_predictor.predict(log_magnitude(mel, self.cfg.mel)[None])[0].cpu().numpy()
+                target = frame_f0(wav.numpy(), self.cfg.mel.sample_rate, self.cfg.mel.hop_length)
+                both = (predicted > 0) & (target > 0)
+                cents.extend(np.abs(1200 * np.log2(predicted[both] / target[both])))
+                vuv.extend((predicted > 0) != (target > 0))
             if i < self.cfg.train.n_audio_samples:
                 sr = self.cfg.mel.sample_rate
                 writer.add_audio(f"dev/{item.utt}/generated", fake.cpu().unsqueeze(0), self.step, sr)
@@ -195,6 +217,11 @@ class Trainer:
                     writer.add_audio(f"dev/{item.utt}/ground_truth", wav.unsqueeze(0), self.step, sr)
                 writer.add_figure(f"dev/{item.utt}/mel", mel_figure(fake_mel.cpu(), mel.cpu()), self.step)
         self.generator.train()
+        if self.has_source and vuv:
+            writer.add_scalar("dev/f0_abs_error_cents", float(np.mean(cents)) if cents else float("nan"), self.step)
+            writer.add_scalar("dev/voicing_error", float(np.mean(vuv)), self.step)
+            log.info("step %d: dev F0 predictor: %.1f cents mean absolute error, %.1f%% voicing errors",
+                     self.step, float(np.mean(cents)) if cents else float("nan"), 100 * float(np.mean(vuv)))
         return float(np.mean(errors))
 
     # ---- the loop ----
@@ -213,11 +240,14 @@ class Trainer:
         while self.step < tc.max_steps:
             epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
             batches = epoch_batches(len(self.train_set), tc.batch_size, tc.seed, epoch)[done_in_epoch:]
+            # Its own generator: a DataLoader seeds its workers from the global RNG otherwise, and a
+            # resumed run would then draw the source's noise differently.
             loader = DataLoader(self.train_set, batch_sampler=batches, num_workers=tc.num_workers,
-                                pin_memory=self.device.type == "cuda")
-            for mel, wav in loader:
+                                pin_memory=self.device.type == "cuda",
+                                generator=torch.Generator().manual_seed(tc.seed + epoch))
+            for mel, wav, f0 in loader:
                 lr = self.set_learning_rate()
-                losses = self.train_step(mel.to(self.device), wav.to(self.device))
+                losses = self.train_step(mel.to(self.device), wav.to(self.device), f0.to(self.device))
                 self.step += 1
                 progress.update(1)
                 if self.step % tc.log_interval == 0:
