@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -57,6 +59,15 @@ def test_writes_every_condition_then_skips_on_rerun(tmp_path, fake_loading):
     assert fake_loading == [("LM + CD", ("s1#001",))]  # only the missing wav is redone
     lm_cd = next(c for c in manifest["conditions"] if c["slug"] == "lm_cd")
     assert lm_cd["timing"]["n_rendered"] == 4  # this run's one added to the first run's three
+
+    # A retrained vocoder makes every wav it rendered stale, and only those.
+    fake_loading.clear()
+    generator = Path(flow2["components"]["vocoder_checkpoint"]["path"])
+    newer = max(p.stat().st_mtime for p in (out / "wav").rglob("*.wav")) + 10
+    os.utime(generator, (newer, newer))
+    run_inference(CONFIG, "conf.yaml", **dirs)
+    assert sorted({condition for condition, _ in fake_loading}) == ["GT mel + Voc", "LM + Flow1 + Voc", "LM + Flow2 + Voc"]
+    assert sum(len(utts) for _, utts in fake_loading) == 3 * len(UTTS)
 
 
 def test_bad_utterances_are_all_reported_and_the_good_ones_written(tmp_path, fake_loading):

@@ -4,7 +4,8 @@ Writes `<out_dir>/wav/<condition slug>/<utt>.wav` (16 kHz), the ground truth as
 `<out_dir>/wav/reference/<utt>.wav`, and `<out_dir>/manifest.json` (what made each condition, and
 timings for the real-time factor). Tokens come from disk: the LM's stage 3 decodes
 (`<lm_dir>/decode/<split>/codec_ssl.scp`) and the ground truth (`<dump_dir>/<split>/codec_ssl.scp`);
-nothing is decoded again. A wav that exists is complete (written atomically) and is not redone.
+nothing is decoded again. A wav that exists is complete (written atomically) and is not redone,
+unless a checkpoint, config or token file that made it is newer (a retrained vocoder, say).
 """
 from __future__ import annotations
 
@@ -279,15 +280,23 @@ def plan_condition(
             log.warning("'%s' skipped (optional): %s", cond.name, rec["reason"])
         return rec, []
     wav_dir = out_dir / "wav" / cond.slug
-    items = []
+    newest_component = max((Path(c["path"]).stat().st_mtime for c in rec["components"].values()
+                            if not c.get("missing")), default=0.0)
+    items, stale = [], 0
     for utt in inputs.utts:
-        if (wav_dir / f"{utt}.wav").exists():
-            continue  # complete: wavs are written atomically
+        wav = wav_dir / f"{utt}.wav"
+        if wav.exists():  # complete (wavs are written atomically), unless a component is newer
+            if wav.stat().st_mtime >= newest_component:
+                continue
+            stale += 1
         item = item_for(cond, utt, inputs, needs_prompt)
         if isinstance(item, str):
             rec["errors"].append({"utt": utt, "error": item})
         else:
             items.append(item)
+    if stale:
+        log.info("'%s': %d wavs are older than a checkpoint or config that made them: rendered again",
+                 cond.name, stale)
     rec.update(status="done", n_utts=len(inputs.utts), n_existing=len(inputs.utts) - len(items) - len(rec["errors"]))
     return rec, items
 
