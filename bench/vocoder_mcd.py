@@ -3,15 +3,11 @@
     python bench/vocoder_mcd.py --vocoder_dir exp/vocoder/mini --data_dir data/test [--max_utts 20]
 
 For each utterance of `--data_dir`: the ground-truth mel (svslm.utils.mel) is turned back into a
-waveform by the vocoder and by Griffin-Lim (32 iterations), and each is scored against the
-recording with the project's VERSA-style MCD (svslm.evaluate.mcd_f0, `dtw: false`, the paper's
-mode). Prints a markdown table. For a generator with a harmonic source, one more row drives the
-source with the recording's F0 instead of the generator's own prediction: the source's ceiling.
-
-Two Griffin-Lim baselines: svslm.utils.mel.griffin_lim as committed, whose mel inversion solves
-the filterbank least squares on sqrt(mel power) and so comes out ~13 dB too loud on this data
-(MCD counts c0, the level), and the same with the inversion done on power, then the square root
-(`griffin_lim_power_nnls` below), the level-correct baseline a vocoder has to beat.
+waveform by the vocoder and by Griffin-Lim (svslm.utils.mel.griffin_lim, 32 iterations, the
+filterbank inverted in the power domain), and each is scored against the recording with the
+project's VERSA-style MCD (svslm.evaluate.mcd_f0, `dtw: false`, the paper's mode). Prints a
+markdown table. For a generator with a harmonic source, one more row drives the source with the
+recording's F0 instead of the generator's own prediction: the source's ceiling.
 """
 from __future__ import annotations
 
@@ -19,28 +15,15 @@ import argparse
 import sys
 import time
 
-import librosa
 import numpy as np
 import torch
 
 from svslm.evaluate.mcd_f0 import McdF0Config, mcd_f0, mode_name
 from svslm.utils.audio import load_wav
 from svslm.utils.fileio import read_kaldi_map
-from svslm.utils.mel import MelConfig, griffin_lim, mel_spectrogram
+from svslm.utils.mel import griffin_lim, mel_spectrogram
 from svslm.vocoder.inference import load_vocoder
 from svslm.vocoder.source import frame_f0
-
-
-def griffin_lim_power_nnls(mel: np.ndarray, cfg: MelConfig, n_iter: int = 32) -> np.ndarray:
-    """Griffin-Lim from a dB-power log-mel [n_mels, T], the filterbank inverted in the power domain
-    it was applied in (the mel is basis @ |X|^2)."""
-    assert cfg.log_scale == "db_power", "this baseline is written for dB-power mels"
-    basis = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
-    magnitude = np.sqrt(librosa.util.nnls(basis, np.power(10.0, mel / 10.0)))
-    wav = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=cfg.hop_length, win_length=cfg.win_length,
-                             n_fft=cfg.n_fft, center=True, random_state=0)
-    n = mel.shape[-1] * cfg.hop_length
-    return np.pad(wav, (0, max(0, n - wav.size)))[:n].astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     metric = McdF0Config(sample_rate=cfg.sample_rate)
     wavs = read_kaldi_map(f"{args.data_dir}/wav.scp")
     utts = sorted(wavs)[: args.max_utts or None]
-    systems = ["HiFi-GAN (this vocoder)", "Griffin-Lim, svslm.utils.mel.griffin_lim (level off)",
-               "Griffin-Lim, power-domain inversion (level right)"]
+    systems = ["HiFi-GAN (this vocoder)", "Griffin-Lim, 32 iterations"]
     has_source = vocoder.generator.source is not None
     if has_source:  # the source's ceiling: driven by the recording's F0 instead of the predicted one
         systems.append("HiFi-GAN, source driven by the recording's F0 (oracle)")
@@ -65,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         wav = load_wav(wavs[utt], sample_rate=cfg.sample_rate)
         wav = wav[: wav.size // cfg.hop_length * cfg.hop_length]
         mel = mel_spectrogram(torch.from_numpy(wav), cfg)  # [n_mels, T]
-        outputs = [vocoder(mel.unsqueeze(0))[0].numpy(), griffin_lim(mel.numpy(), cfg),
-                   griffin_lim_power_nnls(mel.numpy(), cfg)]
+        outputs = [vocoder(mel.unsqueeze(0))[0].numpy(), griffin_lim(mel.numpy(), cfg)]
         if has_source:
             f0 = torch.from_numpy(frame_f0(wav, cfg.sample_rate, cfg.hop_length)).unsqueeze(0)
             with torch.no_grad():

@@ -3,8 +3,8 @@
     python bench/vocoder_rtf.py [--threads 2] [--seconds 10] [--repeats 5]
 
 Times one forward pass over `--seconds` of audio (a random log-mel of seconds * 50 frames,
-batch 1, weight norm folded in, torch.inference_mode) for the V1 generator (conf/vocoder/paper.yaml)
-and the tiny one (conf/vocoder/tiny.yaml), and for the same V1 architecture in a maintained
+batch 1, weight norm folded in, torch.inference_mode) for the V1 generator (conf/vocoder/paper.yaml),
+V1 with the harmonic source and linear upsampling, the tiny one (conf/vocoder/tiny.yaml), and for the same V1 architecture in a maintained
 reference implementation, transformers' SpeechT5HifiGan. Prints a markdown table of the median
 over `--repeats` runs after one warm-up. RTF < 1 is faster than real time.
 """
@@ -37,8 +37,8 @@ def median_seconds(forward, mel: torch.Tensor, repeats: int) -> float:
     return statistics.median(times)
 
 
-def ours(config: Path) -> tuple[torch.nn.Module, int]:
-    cfg = load_config(config, VocoderConfig)
+def ours(config: Path, overrides: list[str]) -> tuple[torch.nn.Module, int]:
+    cfg = load_config(config, VocoderConfig, overrides=overrides)
     generator = Generator(cfg.generator, cfg.mel)
     generator.remove_weight_norm()
     return generator.eval(), sum(p.numel() for p in generator.parameters())
@@ -71,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     mel = torch.randn(1, 80, int(args.seconds * 50)) * 10 - 40
     rows = []
-    for name, config in (("V1 (paper.yaml), svslm", CONF / "paper.yaml"), ("tiny (tiny.yaml), svslm", CONF / "tiny.yaml")):
-        model, n_params = ours(config)
+    for name, config, overrides in (
+        ("V1 (paper.yaml), svslm", CONF / "paper.yaml", []),
+        ("V1 + harmonic source, linear upsampling, svslm", CONF / "paper.yaml",
+         ["generator.source_harmonics=8", "generator.upsample_mode=linear"]),
+        ("tiny (tiny.yaml: source, linear upsampling), svslm", CONF / "tiny.yaml", []),
+    ):
+        model, n_params = ours(config, overrides)
         rows.append((name, n_params, median_seconds(model, mel, args.repeats)))
     ref = reference_v1()
     if isinstance(ref, str):
