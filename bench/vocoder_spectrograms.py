@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from svslm.utils.audio import load_wav  # noqa: E402
-from svslm.utils.fileio import read_kaldi_map  # noqa: E402
-from svslm.utils.mel import mel_spectrogram  # noqa: E402
-from svslm.vocoder.inference import load_vocoder  # noqa: E402
+from svslm.utils.audio import load_wav
+from svslm.utils.fileio import read_kaldi_map
+from svslm.utils.mel import mel_spectrogram
+from svslm.vocoder.inference import load_vocoder
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # pyworld imports the deprecated pkg_resources
