@@ -83,6 +83,8 @@ class Trainer:
         self.cfg, self.exp_dir = cfg, exp_dir
         tc = cfg.train
         self.device = resolve_device(tc.device)
+        if tc.num_threads > 0:
+            torch.set_num_threads(tc.num_threads)
         torch.manual_seed(tc.seed)
         self.generator = Generator(cfg.generator, cfg.mel).to(self.device)
         self.discriminators = Discriminators(cfg.discriminator).to(self.device)
