@@ -91,7 +91,8 @@ run_step() {
     log "  $* > ${logfile}"
     if ! "$@" > "${logfile}" 2>&1; then
         log "FAILED: ${name}; last lines of ${logfile}:"
-        tail -n 30 "${logfile}" >&2
+        # Progress bars redraw with \r: split them into lines and drop them (tqdm's "NN%|").
+        tail -c 100000 "${logfile}" | tr '\r' '\n' | grep -v '%|' | tail -n 30 >&2
         exit 1
     fi
 }

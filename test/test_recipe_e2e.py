@@ -64,3 +64,10 @@ def test_run_sh_all_stages_on_a_small_mini_corpus(tmp_path):
     html = (eval_dir / "report/index.html").read_text()
     for link in re.findall(r'(?:src|href)="([^"#:]+)"', html):
         assert (eval_dir / "report" / link).exists(), link
+
+    # A failing step stops the recipe with a non-zero status and the error from its log.
+    proc = subprocess.run([str(ROOT / "run.sh"), "--stage", "5", "--stop_stage", "5", "--vocoder_args",
+                           "--override train.batch_size=1000 --override train.max_steps=8"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "FAILED: stage5_vocoder" in proc.stderr and "fewer than train.batch_size 1000" in proc.stderr
