@@ -8,8 +8,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on a recipe machine
 import matplotlib.pyplot as plt
 import numpy as np
-import pyworld
 
+from svslm.utils.f0 import dio_f0
 from svslm.utils.fileio import atomic_path
 from svslm.utils.mel import MelConfig, mel_spectrogram
 
@@ -20,9 +20,7 @@ FRAME_PERIOD_MS = 10.0  # F0 hop of the plot; the metrics use their own
 def f0_midi(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """F0 of `wav` by WORLD DIO + StoneMask (fast, and what the metrics' WORLD analysis refines),
     as (times s, MIDI pitch with NaN where unvoiced)."""
-    x = np.asarray(wav, dtype=np.float64)
-    f0, times = pyworld.dio(x, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
-    f0 = pyworld.stonemask(x, f0, times, sample_rate)
+    f0, times = dio_f0(wav, sample_rate, FRAME_PERIOD_MS, F0_FLOOR, F0_CEIL)
     with np.errstate(divide="ignore"):
         midi = np.where(f0 > 0, 69.0 + 12.0 * np.log2(np.maximum(f0, 1e-6) / 440.0), np.nan)
     return times, midi
