@@ -105,6 +105,7 @@ class Trainer:
         self.steps_per_epoch = len(train_utts) // tc.batch_size
         dev_utts = read_utterances(data_dir / "dev" / "wav.scp", cfg.mel, min_frames=1)
         self.dev_utts = dev_utts[: tc.max_valid_utts]
+        self.dev_f0: dict[str, np.ndarray] = {}  # the recordings' F0, analysed at the first validation
         log.info("train: %d utterances (%s mel), %d steps per epoch; dev: %d utterances for validation",
                  len(train_utts), "predicted" if mel_scp else "ground-truth", self.steps_per_epoch,
                  len(self.dev_utts))
@@ -203,15 +204,19 @@ class Trainer:
         for i, item in enumerate(self.dev_utts):
             wav = torch.from_numpy(load_wav(item.wav_path)[: item.n_frames * self.cfg.mel.hop_length])
             mel = mel_spectrogram(wav, self.cfg.mel).to(self.device)  # [n_mels, T]
-            fake = self.generator(mel.unsqueeze(0))[0]  # [T * hop], with its own F0 as at inference
-            fake_mel = mel_spectrogram(fake, self.cfg.mel)
-            errors.append((fake_mel - mel).abs().mean().item())
-            if self.has_source:  # the F0 predictor against the recording's F0
-                predicted = self.generator.f0_predictor.predict(log_magnitude(mel, self.cfg.mel)[None])[0].cpu().numpy()
-                target = frame_f0(wav.numpy(), self.cfg.mel.sample_rate, self.cfg.mel.hop_length)
+            f0 = None
+            if self.has_source:  # the generator's own F0, as at inference, against the recording's
+                f0 = self.generator.f0_predictor.predict(log_magnitude(mel[None], self.cfg.mel))  # [1, T]
+                predicted = f0[0].cpu().numpy()
+                if item.utt not in self.dev_f0:
+                    self.dev_f0[item.utt] = frame_f0(wav.numpy(), self.cfg.mel.sample_rate, self.cfg.mel.hop_length)
+                target = self.dev_f0[item.utt]
                 both = (predicted > 0) & (target > 0)
                 cents.extend(np.abs(1200 * np.log2(predicted[both] / target[both])))
                 vuv.extend((predicted > 0) != (target > 0))
+            fake = self.generator(mel[None], f0)[0]  # [T * hop]
+            fake_mel = mel_spectrogram(fake, self.cfg.mel)
+            errors.append((fake_mel - mel).abs().mean().item())
             if i < self.cfg.train.n_audio_samples:
                 sr = self.cfg.mel.sample_rate
                 writer.add_audio(f"dev/{item.utt}/generated", fake.cpu().unsqueeze(0), self.step, sr)
@@ -220,10 +225,11 @@ class Trainer:
                 writer.add_figure(f"dev/{item.utt}/mel", mel_figure(fake_mel.cpu(), mel.cpu()), self.step)
         self.generator.train()
         if self.has_source and vuv:
-            writer.add_scalar("dev/f0_abs_error_cents", float(np.mean(cents)) if cents else float("nan"), self.step)
+            cents_error = float(np.mean(cents)) if cents else float("nan")  # nan: no frame voiced in both
+            writer.add_scalar("dev/f0_abs_error_cents", cents_error, self.step)
             writer.add_scalar("dev/voicing_error", float(np.mean(vuv)), self.step)
             log.info("step %d: dev F0 predictor: %.1f cents mean absolute error, %.1f%% voicing errors",
-                     self.step, float(np.mean(cents)) if cents else float("nan"), 100 * float(np.mean(vuv)))
+                     self.step, cents_error, 100 * float(np.mean(vuv)))
         return float(np.mean(errors))
 
     # ---- the loop ----
