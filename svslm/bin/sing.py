@@ -3,9 +3,11 @@
     svslm sing song.musicxml --singer <singer id> --out song.wav
     svslm sing song.mid --lyrics song.txt --reference_wav me.wav --out song.wav --key_shift -2
     svslm sing transcriptions.txt --utt 2001000001 --singer <singer id> --out line.wav
+    svslm sing song.ustx --part 2 --singer <singer id> --out song.wav --write_ds song.ds
 
 Inputs: MusicXML (.musicxml .xml .mxl), MIDI with lyric events or a --lyrics text (.mid .midi
-.kar), one line of an Opencpop transcriptions.txt (.txt). See docs/sing.md.
+.kar), one line of an Opencpop transcriptions.txt (.txt), OpenUtau projects (.ustx), UTAU
+projects (.ust), DiffSinger files (.ds). See docs/sing.md.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from svslm.utils.logging import setup_logging
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svslm sing", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("score", help="MusicXML, MIDI or Opencpop transcriptions.txt file")
+    parser.add_argument("score", help="MusicXML, MIDI, Opencpop transcriptions.txt, USTX, UST or .ds file")
     voice = parser.add_mutually_exclusive_group(required=True)
     voice.add_argument("--singer", help="a singer id of the training data (data/train/spk2utt)")
     voice.add_argument("--reference_wav", help="a recording whose voice to sing with (any rate; mono or mixed down)")
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durations", default=None,
                         help="table of initial (consonant) durations, lines '<initial> <seconds>' (default: medians of the training scores)")
     parser.add_argument("--utt", default=None, help="transcriptions.txt only: the utterance to sing when it has several lines")
+    parser.add_argument("--part", type=int, default=None, help="USTX only: the voice part to sing (1-based; default the first with lyrics)")
+    parser.add_argument("--write_ds", default=None, help="also write what was sung (phones, durations, notes, F0) as a DiffSinger .ds")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     log = setup_logging(args.verbose)
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         sing(args.score, args.singer, args.out, recipe_dir=args.recipe_dir, tag=args.tag, condition=args.condition,
              reference_wav=args.reference_wav, key_shift=args.key_shift, tempo_scale=args.tempo_scale,
              flow_steps=args.flow_steps, seed=args.seed, config=args.config, lyrics=args.lyrics, utt=args.utt,
-             durations=args.durations)
+             durations=args.durations, part=args.part, write_ds=args.write_ds)
     except (ValueError, FileNotFoundError) as err:  # bad score, singer, config, condition or missing model part
         if args.verbose:
             raise

@@ -20,6 +20,7 @@ import mido
 
 from svslm.sing.lyrics import HAN_CHARACTER, clean_lyric
 from svslm.sing.score import Problem, ScoreConfig, ScoreError, ScoreNote
+from svslm.sing.ticks import TickClock
 
 log = logging.getLogger(__name__)
 
@@ -36,35 +37,6 @@ def _decode(text: str) -> str:
         except UnicodeDecodeError:
             continue
     return text
-
-
-@dataclass
-class _Clock:
-    """Ticks -> seconds through the tempo map, and -> measure numbers through the time signatures."""
-
-    ticks_per_beat: int
-    tempos: list[tuple[int, int]]  # (tick, microseconds per quarter), sorted, starting at tick 0
-    meters: list[tuple[int, int, int]]  # (tick, numerator, denominator), sorted, starting at tick 0
-
-    def seconds(self, tick: int) -> float:
-        total = 0.0
-        for k, (t0, tempo) in enumerate(self.tempos):
-            if tick <= t0:
-                break
-            t1 = self.tempos[k + 1][0] if k + 1 < len(self.tempos) else tick
-            total += mido.tick2second(min(tick, t1) - t0, self.ticks_per_beat, tempo)
-        return total
-
-    def measure(self, tick: int) -> int:
-        """1-based measure number of `tick`; a time signature change starts a new measure."""
-        measure = 1
-        for k, (t0, numerator, denominator) in enumerate(self.meters):
-            ticks_per_measure = self.ticks_per_beat * 4 * numerator / denominator
-            t1 = self.meters[k + 1][0] if k + 1 < len(self.meters) else None
-            if t1 is None or tick < t1:
-                return measure + int((tick - t0) // ticks_per_measure)
-            measure += math.ceil((t1 - t0) / ticks_per_measure)
-        return measure
 
 
 @dataclass
@@ -134,7 +106,7 @@ def read_midi(
                 meters[tick] = (msg.numerator, msg.denominator)
             elif msg.type == "lyrics" and index not in lyric_tracks:
                 lyric_tracks.append(index)
-    clock = _Clock(midi.ticks_per_beat, sorted(tempos.items()), [(t, *m) for t, m in sorted(meters.items())])
+    clock = TickClock(midi.ticks_per_beat, sorted(tempos.items()), [(t, *m) for t, m in sorted(meters.items())])
 
     note_tracks = [i for i, t in enumerate(midi.tracks) if any(m.type == "note_on" for m in t)]
     if not note_tracks:

@@ -2,7 +2,7 @@
 
     score file --read_score--> phones --split_phrases--> phrase phones
         --Synthesizer.synthesize (LM decode, flow, vocoder; svslm/infer/pipeline.py)--> phrase wavs
-        --join_phrases--> song wav
+        --join_phrases--> song wav (--write_ds: and the sung phrases with their F0 as a DiffSinger .ds)
 
 The trained parts are found where the recipe's stages wrote them for run `tag` under
 `recipe_dir` (docs/formats.md); the score is read and checked, and the voice chosen, before any
@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from svslm.infer.conditions import get_condition
 from svslm.infer.config import InferConfig
+from svslm.sing.diffsinger_ds import F0_CEIL, F0_FLOOR, F0_TIMESTEP, save_ds
 from svslm.sing.durations import read_consonant_table, training_consonant_table
 from svslm.sing.phrases import join_phrases, split_phrases
 from svslm.sing.prompt import prompt_length, recording_prompt, singer_prompt
@@ -89,17 +90,22 @@ def sing(
     lyrics: str | Path | None = None,
     utt: str | None = None,
     durations: str | Path | None = None,
+    part: int | None = None,
+    write_ds: str | Path | None = None,
     synthesizer=None,
 ) -> np.ndarray:
-    """Sing `score_path` (MusicXML, MIDI or an Opencpop transcription line) and write `out`.
+    """Sing `score_path` (MusicXML, MIDI, an Opencpop transcription line, OpenUtau USTX, UTAU UST
+    or DiffSinger .ds) and write `out`.
 
     The voice is training singer `singer` or the recording `reference_wav` (exactly one).
     `key_shift`: semitones; `tempo_scale`: > 1 faster; `flow_steps`: Euler steps of the flow
     (default: the infer config's); `lyrics`: a lyric text for a MIDI file; `utt`: the line of a
-    transcriptions.txt; `durations`: a table of initial durations (svslm.sing.durations);
-    `synthesizer`: an already loaded `svslm.infer.pipeline.Synthesizer` (default: loaded from
-    the recipe run). Returns the float32 16 kHz waveform (also written to
-    `out` unless it is None), of the score's length: round(end * 50) * 320 samples.
+    transcriptions.txt; `durations`: a table of initial durations (svslm.sing.durations); `part`:
+    the voice part of a USTX project (1-based); `write_ds`: also write the sung phrases (phones,
+    durations, notes, the F0 of the audio) as a DiffSinger .ds; `synthesizer`: an already loaded
+    `svslm.infer.pipeline.Synthesizer` (default: loaded from the recipe run). Returns the float32
+    16 kHz waveform (also written to `out` unless it is None), of the score's length:
+    round(end * 50) * 320 samples.
     """
     if (singer is None) == (reference_wav is None):
         raise ValueError("give exactly one voice: a training singer id or a reference recording")
@@ -122,7 +128,7 @@ def sing(
         consonant_table = read_consonant_table(durations)
     phones = model_phones(dump_dir / "token_list" / "svs_lb.txt")
     score = read_score(score_path, config.score, key_shift, tempo_scale, pitch_range, lyrics, utt, consonant_table,
-                       phones)
+                       phones, part)
     overlap = max(1, round(config.crossfade_seconds * FRAME_RATE))
     phrases = split_phrases(score["phones"], config.max_phrase_seconds, overlap)
     log.info("%s: %d notes, %.2f s, %d phrase(s)", score_path, len(score["notes"]), score["phones"][-1]["end"], len(phrases))
@@ -150,5 +156,12 @@ def sing(
     if out is not None:
         save_wav(out, song, SAMPLE_RATE)
         log.info("wrote %s (%.2f s)", out, len(song) / SAMPLE_RATE)
+    if write_ds is not None:
+        from svslm.utils.f0 import dio_f0  # pyworld, only when it is needed
+
+        f0, _ = dio_f0(song, SAMPLE_RATE, 1000 * F0_TIMESTEP, F0_FLOOR, F0_CEIL)
+        starts = [p.start for p in phrases]
+        save_ds(write_ds, score, list(zip(starts, [*starts[1:], phrases[-1].end])), f0)
+        log.info("wrote %s (%d sentence(s))", write_ds, len(phrases))
     return song
 
