@@ -220,19 +220,27 @@ def _place(units: list[_Unit], sentence: list[_Unit], k: int, problems: list[str
             first.move(start=0.0)
     if not sentence:
         return
-    end = units[-1].end if units else 0.0
     start = sentence[0].start
+    while units and units[-1].is_rest and units[-1].end > start + _EPS:  # the rests it overlaps end where it starts
+        if units[-1].start >= start - _EPS:
+            units.pop()
+        else:
+            units[-1].move(end=start)
+    end = units[-1].end if units else 0.0
+    while sentence and sentence[0].is_rest and sentence[0].start < end - _EPS:  # or its own rests start later
+        if sentence[0].end <= end + _EPS:
+            sentence.pop(0)
+        else:
+            sentence[0].move(start=end)
+    if not sentence:
+        return
+    start = sentence[0].start
+    if start < end - _EPS:
+        problems.append(f"sentence {k}: starts at {start:.3f} s, {end - start:.3f} s before the sentence before it "
+                        "ends, over sung phones")
+        return
     if start > end + _EPS:
         sentence.insert(0, _Unit(Note(end, start, 0, REST, [REST]), [[REST, end, start]]))
-    elif start < end - _EPS:
-        if units[-1].is_rest and units[-1].start < start - _EPS:
-            units[-1].move(end=start)
-        elif sentence[0].is_rest and sentence[0].end > end + _EPS:
-            sentence[0].move(start=end)
-        else:
-            problems.append(f"sentence {k}: starts at {start:.3f} s, {end - start:.3f} s before the sentence before it "
-                            "ends, over sung phones")
-            return
     for unit in sentence:
         if units and unit.note.phns == [REST] and units[-1].note.phns == [REST]:
             units[-1].move(end=unit.end)  # one silence
