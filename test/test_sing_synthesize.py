@@ -16,6 +16,13 @@ import pytest
 import soundfile as sf
 import torch
 from music21 import meter, note, stream, tempo
+from test_sing_formats import (
+    PHRASE_SECONDS,
+    phrase_ds,
+    phrase_musicxml,
+    phrase_ust,
+    phrase_ustx,
+)
 
 from svslm.bin.lm_make_pretrained import pretrained_token_list
 from svslm.bin.sing import main as sing_main
@@ -29,6 +36,7 @@ from svslm.lm.vocab import Vocabulary
 from svslm.sing import sing
 from svslm.sing.phrases import HOP, join_phrases, split_phrases
 from svslm.sing.prompt import UnknownSingerError
+from svslm.sing.reader import read_score
 from svslm.sing.score import ScoreError, ScoreNote, build_score
 from svslm.sing.synthesize import SingConfig, model_phones
 from svslm.tokenize.codec import CodecConfig, MiniCodec
@@ -255,3 +263,67 @@ def test_sing_end_to_end_with_the_real_synthesizer(recipe, tmp_path):
     audio, sr = sf.read(out, dtype="float32")
     assert sr == 16000 and len(audio) == 100 * HOP  # the 4 s score sung twice as fast, two phrases joined
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
+# ---- the editors' formats and --write_ds ------------------------------------------------------------
+def test_every_editor_format_sings_the_same_song(recipe, tmp_path):
+    """The phrase of test_sing_formats as MusicXML, USTX, UST and .ds: the same phrases synthesized, the same song."""
+    songs, calls = [], []
+    for write in (phrase_musicxml, phrase_ustx, phrase_ust, phrase_ds):
+        synth = PitchSynthesizer()
+        songs.append(sing(write(tmp_path / f"phrase.{write.__name__[7:]}"), "alto", None, recipe_dir=recipe,
+                          config=CONFIG, synthesizer=synth))
+        calls.append([c["phones"] for c in synth.calls])
+    assert len(songs[0]) == PHRASE_SECONDS * 50 * HOP and len(calls[0]) == 2  # cut in the rest
+    for song, phrases in zip(songs[1:], calls[1:]):
+        np.testing.assert_array_equal(song, songs[0])
+        assert phrases == calls[0]
+
+
+class SineSynthesizer(PitchSynthesizer):
+    """Each frame sounds a sine at its MIDI pitch (silence on rests): audio with a known F0."""
+
+    def synthesize(self, phones, prompt, *args, **kwargs):
+        super().synthesize(phones, prompt, *args, **kwargs)
+        _, midi = phones_to_frames(phones)
+        hz = np.repeat(np.where(midi > 0, 440.0 * 2 ** ((midi - 69) / 12), 0.0), HOP)
+        return (0.3 * np.sin(2 * np.pi * np.cumsum(hz) / 16000)).astype(np.float32)
+
+
+def test_write_ds_holds_what_was_sung_and_its_f0(recipe, tmp_path):
+    score_path = phrase_ustx(tmp_path / "phrase.ustx")
+    ds = tmp_path / "sung.ds"
+    sing(score_path, "alto", None, recipe_dir=recipe, key_shift=2, config=CONFIG, synthesizer=SineSynthesizer(),
+         write_ds=ds)
+    sentences = json.loads(ds.read_text(encoding="utf-8"))
+    assert len(sentences) == 2  # one per synthesized phrase
+    # Read back, it is the score that was sung (key shift included): the same frames.
+    sung = read_score(score_path, key_shift=2)
+    again = read_score(ds)
+    assert phones_to_frames(again["phones"])[0] == phones_to_frames(sung["phones"])[0]
+    assert (phones_to_frames(again["phones"])[1] == phones_to_frames(sung["phones"])[1]).all()
+    # Its F0 is the sung audio's: in the middle of every note, the note's frequency; unvoiced in rests.
+    checked = 0
+    for s in sentences:
+        step, f0 = float(s["f0_timestep"]), np.array(s["f0_seq"].split(), float)
+        for n in sung["notes"]:  # the part of the note in this sentence, less 0.1 s at each end
+            a = max(0, round((n["start"] - s["offset"]) / step)) + 20
+            b = min(len(f0), round((n["end"] - s["offset"]) / step)) - 20
+            if b - a < 10:  # less than 50 ms left
+                continue
+            expected = 440.0 * 2 ** ((n["midi"] - 69) / 12) if n["midi"] else 0.0
+            np.testing.assert_allclose(f0[a:b], expected, rtol=0.01)
+            checked += 1
+    assert checked == 6  # 我, 爱, the rest (its part after the cut at 1.22 s), 你, its melisma, 啊
+
+
+def test_cli_chooses_a_voice_part_and_writes_no_ds_for_a_bad_score(recipe, tmp_path, capsys):
+    song = phrase_ustx(tmp_path / "phrase.ustx")
+    ds = tmp_path / "sung.ds"
+    args = [str(song), "--singer", "alto", "--out", str(tmp_path / "out.wav"), "--recipe_dir", str(recipe),
+            "--write_ds", str(ds)]
+    assert sing_main([*args, "--part", "2"]) == 1
+    assert "no voice part 2; the project has 1: part 1 (vocal, track 1)" in capsys.readouterr().err
+    assert sing_main([*args, "--key_shift", "12"]) == 1  # out of the training range
+    assert "problem(s) in the score" in capsys.readouterr().err
+    assert not ds.exists() and not (tmp_path / "out.wav").exists()
