@@ -7,6 +7,9 @@ line), a melisma (a slur; `+~`; a slur note under the same vowel) and a syllable
 """
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from test_sing_ds import ds_sentence, write_ds
 from test_sing_score import write_musicxml
 from test_sing_ust import write_ust
@@ -63,3 +66,15 @@ def test_the_same_phrase_in_every_editor_format_sings_the_same(tmp_path):
         assert entry == reference, path.suffix  # notes, phones and their times
         other_phns, other_midi = phones_to_frames(entry["phones"])
         assert other_phns == phns and (other_midi == midi).all() and len(phns) == PHRASE_SECONDS * 50
+
+
+def test_the_examples_in_docs_sing_the_same_phrase(tmp_path):
+    """docs/sing.md shows the phrase in each editor format: its examples are read as they stand."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "sing.md").read_text(encoding="utf-8")
+    blocks = dict(re.findall(r"```(yaml|ini|json)\n(.*?)```", docs, flags=re.DOTALL))
+    assert set(blocks) == {"yaml", "ini", "json"}
+    reference = read_score(phrase_musicxml(tmp_path / "phrase.musicxml"))
+    for language, suffix in (("yaml", ".ustx"), ("ini", ".ust"), ("json", ".ds")):
+        path = tmp_path / f"example{suffix}"
+        path.write_text(blocks[language], encoding="utf-8")
+        assert read_score(path) == reference, suffix
