@@ -77,6 +77,14 @@ def test_ds_a_repeated_vowel_on_a_slur_note_and_the_options(tmp_path):
     assert [n["lyric"] for n in entry["notes"]] == ["ni", "-"]  # no `text`: the lyric is spelled from the phones
 
 
+def test_ds_phones_of_diffsinger_s_dictionary_are_read_as_opencpop_phones(tmp_path):
+    # opencpop-extension's zhi, zi, yan, ye; a multilingual voicebank's `zh/` prefix.
+    path = write_ds(tmp_path / "s.ds", [ds_sentence(0.0, [
+        ("zh", 0.1), ("ir", 0.4), ("z", 0.1), ("i0", 0.4), ("zh/y", 0.1), ("zh/En", 0.4), ("y", 0.1), ("E", 0.4)],
+        [("C4", 0.5), ("D4", 0.5), ("E4", 0.5), ("F4", 0.5)])])
+    assert [n["phns"] for n in read_score(path)["notes"]] == [["zh", "i"], ["z", "i"], ["y", "an"], ["y", "e"]]
+
+
 def test_ds_reports_every_problem_with_its_sentence(tmp_path):
     good = ds_sentence(0.0, [("SP", 0.5), ("m", 0.1), ("a", 0.4)], [("rest", 0.6), ("C4", 0.4)])
     path = write_ds(tmp_path / "s.ds", [

@@ -13,7 +13,9 @@ gaps between sentences silence (SP). An initial is sung on the note of the final
 Opencpop convention this model was trained with: a syllable starts with its initial); a final
 that spans several notes is cut at their boundaries into a syllable and melisma notes. Rests
 that overlap between sentences (the SP padding editors add around each sentence) are trimmed.
-`f0_seq` is not read: the model sings the notes' pitch.
+`f0_seq` is not read: the model sings the notes' pitch. Phones of DiffSinger's own Mandarin
+dictionary (opencpop-extension: `ir`, `i0`, `En`, `E`) and of multilingual voicebanks (`zh/a`)
+are read as the Opencpop phones they stand for.
 
 Writing (`svslm sing --write_ds`): one sentence per synthesized phrase, in DiffSinger's layout
 (notes start at the vowels), durations on the 20 ms frames that were sung, and the F0 of the
@@ -42,6 +44,10 @@ from svslm.tokenize.svs_lb import FRAME_RATE, seconds_to_frame
 from svslm.utils.fileio import atomic_write_json
 
 REST_NOTE = "rest"
+LANGUAGE_PREFIX = "zh/"  # phones of a multilingual DiffSinger voicebank carry their language
+# opencpop-extension (DiffSinger's Mandarin dictionary) splits four vowels Opencpop writes as one:
+# zhi/chi/shi/ri `ir`, zi/ci/si `i0` (Opencpop: `i`), yan `En` (`an`), ye `E` (`e`).
+OPENCPOP_EXTENSION = {"ir": "i", "i0": "i", "En": "an", "E": "e"}
 SNAP = 0.5 / FRAME_RATE  # s: a note boundary this close to a phone's ends does not cut the phone
 _EPS = 1e-6  # s: sums of written seconds closer than this are the same instant
 F0_TIMESTEP = 0.005  # s: the F0 curve written with --write_ds
@@ -125,6 +131,7 @@ def _sentence_units(sentence: dict, k: int, problems: list[str]) -> list[_Unit]:
     words = _items(sentence, "text", where, problems, required=False)
     if len(problems) > n_before:
         return []
+    ph_seq = [OPENCPOP_EXTENSION.get(p.removeprefix(LANGUAGE_PREFIX), p.removeprefix(LANGUAGE_PREFIX)) for p in ph_seq]
     if len(ph_dur) != len(ph_seq):
         problems.append(f"{where}: {len(ph_seq)} phones in `ph_seq` but {len(ph_dur)} durations in `ph_dur`")
     if len(note_dur) != len(note_midis):
