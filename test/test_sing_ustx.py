@@ -153,3 +153,14 @@ def test_ustx_unreadable_files(tmp_path):
         read_score(path)
     assert err.value.problems == ["tempo 1: needs a tick `position` >= 0 and a `bpm` > 0, got {'position': 0, 'bpm': 0}",
                                   "no voice parts (no notes to sing)"]
+
+
+def test_ustx_bar_numbers_follow_time_signature_changes(tmp_path):
+    # 4/4 for bars 1-2 (ticks 0-3839), 3/4 from bar 3 (OpenUtau's bar_position 2): 1440 ticks a bar.
+    path = write_ustx(tmp_path / "s.ustx", [("v", 0, 0, [(1920, 480, 60, "xa"), (3840, 480, 60, "xb"),
+                                                         (5280, 480, 60, "xc")])],
+                      signatures=((0, 4, 4), (2, 3, 4)))
+    with pytest.raises(ScoreError) as err:
+        read_score(path)
+    assert [p.split(":")[0] for p in err.value.problems] == [
+        "part 1, note 1 (bar 2, tick 1920)", "part 1, note 2 (bar 3, tick 3840)", "part 1, note 3 (bar 4, tick 5280)"]
