@@ -97,6 +97,7 @@ def test_ds_reports_every_problem_with_its_sentence(tmp_path):
         {"offset": 6.0, "ph_seq": "a", "note_seq": "C4", "note_dur": 0.5},  # no ph_dur; note_dur not a string
         ds_sentence(6.2, [("a", 0.5)], [("C4", 0.5)]),
         ds_sentence(6.5, [("e", 0.5)], [("D4", 0.5)]),  # starts while sentence 7 still sings
+        {"offset": 8.0, "ph_seq": "", "ph_dur": "", "note_seq": "", "note_dur": ""},
     ])
     with pytest.raises(ScoreError) as err:
         read_score(path)
@@ -109,6 +110,7 @@ def test_ds_reports_every_problem_with_its_sentence(tmp_path):
         "sentence 5: 1 phones in `ph_seq` but 2 durations in `ph_dur`",
         "sentence 6: no `ph_dur`",
         "sentence 6: `note_dur` is a float, not a space-separated string",
+        "sentence 9: no phones",
         "sentence 8: starts at 6.500 s, 0.200 s before the sentence before it ends, over sung phones",
     ]
     path = write_ds(tmp_path / "rest.ds", [ds_sentence(0.0, [("a", 0.5), ("o", 0.5)], [("C4", 0.5), ("rest", 0.5)])])

@@ -131,6 +131,9 @@ def _sentence_units(sentence: dict, k: int, problems: list[str]) -> list[_Unit]:
     words = _items(sentence, "text", where, problems, required=False)
     if len(problems) > n_before:
         return []
+    if not ph_seq or not note_midis:
+        problems.append(f"{where}: no {'phones' if not ph_seq else 'notes'}")
+        return []
     ph_seq = [OPENCPOP_EXTENSION.get(p.removeprefix(LANGUAGE_PREFIX), p.removeprefix(LANGUAGE_PREFIX)) for p in ph_seq]
     if len(ph_dur) != len(ph_seq):
         problems.append(f"{where}: {len(ph_seq)} phones in `ph_seq` but {len(ph_dur)} durations in `ph_dur`")
