@@ -327,3 +327,22 @@ def test_cli_chooses_a_voice_part_and_writes_no_ds_for_a_bad_score(recipe, tmp_p
     assert sing_main([*args, "--key_shift", "12"]) == 1  # out of the training range
     assert "problem(s) in the score" in capsys.readouterr().err
     assert not ds.exists() and not (tmp_path / "out.wav").exists()
+
+
+def test_cli_sings_a_ustx_end_to_end_and_writes_what_it_sang(recipe, tmp_path):
+    infer = save_untrained_recipe(recipe)
+    prompt_wav = recipe / "data/train/bass#001.wav"
+    sf.write(prompt_wav, np.zeros(50 * HOP, dtype=np.float32), 16000)
+    (recipe / "data/train/wav.scp").write_text(f"bass#001 {prompt_wav}\n")
+    config = tmp_path / "sing.yaml"
+    config.write_text(f"infer_config: {infer}\nmax_phrase_seconds: 1.5\n")
+    song, out, ds = phrase_ustx(tmp_path / "phrase.ustx"), tmp_path / "song.wav", tmp_path / "sung.ds"
+    assert sing_main([str(song), "--part", "1", "--singer", "bass", "--out", str(out), "--recipe_dir", str(recipe),
+                      "--tag", "t", "--config", str(config), "--flow_steps", "2", "--tempo_scale", "2",
+                      "--write_ds", str(ds)]) == 0
+    audio, sr = sf.read(out, dtype="float32")
+    assert sr == 16000 and len(audio) == PHRASE_SECONDS / 2 * 50 * HOP and np.isfinite(audio).all()
+    sung, again = read_score(song, tempo_scale=2.0), read_score(ds)
+    assert phones_to_frames(again["phones"])[0] == phones_to_frames(sung["phones"])[0]
+    sentences = json.loads(ds.read_text(encoding="utf-8"))
+    assert sum(len(s["f0_seq"].split()) for s in sentences) == round(PHRASE_SECONDS / 2 / 0.005)
