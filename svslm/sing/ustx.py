@@ -99,7 +99,8 @@ def _has_lyrics(part: dict) -> bool:
 
 
 def _describe(k: int, part: dict) -> str:
-    return f"part {k} ({part.get('name') or 'unnamed'}, track {part.get('track_no', 0) + 1 if isinstance(part.get('track_no'), int) else '?'})"
+    track = part.get("track_no", 0)
+    return f"part {k} ({part.get('name') or 'unnamed'}, track {track + 1 if isinstance(track, int) else '?'})"
 
 
 def read_ustx(path: str | Path, part: int | None = None) -> tuple[list[ScoreNote], list[Problem]]:
