@@ -32,17 +32,12 @@ from svslm.vocoder.losses import (
     mel_l1_loss,
 )
 from svslm.vocoder.models import Discriminators, Generator, log_magnitude
+from svslm.utils.device import resolve_device
 from svslm.vocoder.source import f0_loss, frame_f0
 
 log = logging.getLogger("svslm")
 
 CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)\.pt$")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
