@@ -239,7 +239,7 @@ def save_untrained_recipe(recipe, tag="t", codebook_size=16, ssl_vocab=16):
     voc = load_config(voc_dir / "config.yaml", VocoderConfig)
     torch.save(Generator(voc.generator, voc.mel).state_dict(), voc_dir / "generator.pth")
     infer = recipe / "infer.yaml"
-    infer.write_text("conditions:\n  - name: LM + Flow2 + Voc\n    flow_tag: tiny_flow2_mel\nn_steps: 2\n")
+    infer.write_text("conditions:\n  - name: LM + Flow2 + Voc\n    flow_tag: tiny_flow2_mel\n")
     return infer
 
 
