@@ -1,10 +1,11 @@
 """Stage 6 scoring: every condition of an evaluation directory against the test references.
 
-    python -m svslm.bin.score_eval --config conf/score/tiny.yaml --data_dir data \\
+    python -m svslm.bin.score_eval --config conf/score/tiny.yaml --data_dir data/test \\
         --eval_dir exp/eval/mini --nj 2
 
-Scores each `<eval_dir>/wav/<condition>/<utt>.wav` against `<data_dir>/test/wav.scp` (phones for
-PER from `<data_dir>/test/text`), and the references against themselves as the `Ground truth`
+`--data_dir` is the stage 1 split directory, as for `svslm.bin.infer` and `svslm.bin.report`.
+Scores each `<eval_dir>/wav/<condition>/<utt>.wav` against `<data_dir>/wav.scp` (phones for
+PER from `<data_dir>/text`), and the references against themselves as the `Ground truth`
 row (its PER is the recogniser's ceiling; its MOS the corpus's). Writes
 `<eval_dir>/scores/<condition>.json` + `.md`, `scores/ground_truth.json` + `.md`, and
 `scores/summary.json` + `summary.md`. A condition whose scores exist for the same wavs and
@@ -19,6 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
+from svslm.bin.args import add_override
 from svslm.evaluate.scorer import (
     ScoreConfig,
     ScoreItem,
@@ -69,10 +71,11 @@ def score_condition(name: str, slug: str, items: list[ScoreItem], refs: dict[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="scoring YAML (conf/score/*.yaml)")
-    parser.add_argument("--data_dir", required=True, help="stage 1 data directory (test/wav.scp, test/text)")
+    parser.add_argument("--data_dir", required=True,
+                        help="stage 1 split directory, e.g. data/test (wav.scp, text), as for svslm.bin.infer")
     parser.add_argument("--eval_dir", required=True, help="stage 6 evaluation directory (wav/<condition>/)")
     parser.add_argument("--nj", type=int, default=1, help="parallel processes")
-    parser.add_argument("--override", action="extend", nargs="+", default=[], help="config override key.path=value")
+    add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -81,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     for backend in cfg.per.backends:
         if backend.kind == "ctc" and not backend.model_dir:
             backend.model_dir = str(eval_dir.parent.parent / "asr" / eval_dir.name)
-    test = Path(args.data_dir) / "test"
+    test = Path(args.data_dir)
+    if not (test / "wav.scp").is_file():
+        hint = f" (a data root? pass the split, e.g. {test / 'test'})" if (test / "test" / "wav.scp").is_file() else ""
+        logger.error("%s/wav.scp not found: --data_dir is the stage 1 split directory%s", test, hint)
+        return 1
     refs = read_kaldi_map(test / "wav.scp")
     texts = read_kaldi_map(test / "text") if (test / "text").is_file() else {}
     phones = {u: texts[u].split() if u in texts else None for u in refs}

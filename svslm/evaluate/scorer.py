@@ -44,12 +44,18 @@ TABLE_COLUMNS: tuple[str, ...] = ("F0_RMSE", "F0_CORR", "MCD", "PER", "Singer-Si
 
 @dataclass
 class ScoreConfig:
-    sample_rate: int = 16000  # Hz; every wav is resampled to this before scoring
+    sample_rate: int = 16000  # Hz; every wav is resampled to this before scoring (the one rate of every metric)
     metrics: list[MetricGroup] = field(default_factory=lambda: list(ALL_GROUPS))  # metric groups to compute
     mcd_f0: McdF0Config = field(default_factory=McdF0Config)
     per: PerConfig = field(default_factory=PerConfig)
     singer_sim: SingerSimConfig = field(default_factory=SingerSimConfig)
     mos: MosConfig = field(default_factory=MosConfig)
+
+    def __post_init__(self) -> None:
+        others = [m for m in self.metrics if m != "mcd_f0"]
+        if self.sample_rate != 16000 and others:
+            raise ValueError(f"sample_rate {self.sample_rate}: the models behind {others} take 16 kHz audio; "
+                             "only mcd_f0 can score at another rate (metrics: [mcd_f0])")
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,7 @@ class UtteranceScorer:
         values: dict[str, Any] = {}
         details: dict[str, Any] = {}
         if "mcd_f0" in self.cfg.metrics:
-            values.update(self._guarded(["MCD", "F0_RMSE", "F0_CORR"], mcd_f0, hyp, ref, self.cfg.mcd_f0))
+            values.update(self._guarded(["MCD", "F0_RMSE", "F0_CORR"], mcd_f0, hyp, ref, self.cfg.mcd_f0, sr))
         for i, recognizer in enumerate(self.recognizers):
             name = metric_name(i, self.cfg.per.backends[i])
             if isinstance(recognizer, MetricUnavailable):
