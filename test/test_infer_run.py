@@ -100,7 +100,9 @@ def test_cli_selects_conditions_and_reports_failure_as_exit_code(tmp_path, fake_
     dirs = make_recipe(tmp_path)
     conf = tmp_path / "infer.yaml"
     conf.write_text("conditions:\n  - name: LM + CD\n  - name: GT mel + Voc\nbatch_size: 3\n")
-    args = [f"--{k}={v}" for k, v in dirs.items()] + ["--config", str(conf), "--nj", "1"]
+    # --data_dir is stage 1's output (data/), the split is --split, as for every entry point.
+    dirs["data_dir"], split = dirs["data_dir"].parent, dirs["data_dir"].name
+    args = [f"--{k}={v}" for k, v in dirs.items()] + ["--split", split, "--config", str(conf), "--nj", "1"]
     assert infer_bin.main(args + ["--conditions", "gt_mel_voc"]) == 0
     assert (dirs["out_dir"] / "wav/gt_mel_voc").is_dir() and not (dirs["out_dir"] / "wav/lm_cd").exists()
     assert infer_bin.main(args + ["--conditions", "LM + CD"]) == 0

@@ -51,7 +51,7 @@ def test_score_matches_names_and_writes_json_and_markdown(corpus):
 def test_score_eval_scores_conditions_and_ground_truth_and_resumes(corpus, monkeypatch):
     monkeypatch.chdir(corpus)
     args = ["--config", str(Path(__file__).parents[1] / "conf/score/tiny.yaml"),
-            "--data_dir", "data/test", "--eval_dir", "exp/eval/mini", "--nj", "1", *FAST]
+            "--data_dir", "data", "--eval_dir", "exp/eval/mini", "--nj", "1", *FAST]
     assert score_eval.main(args) == 0
     scores = corpus / "exp/eval/mini/scores"
     assert sorted(p.name for p in scores.glob("*.json")) == ["ground_truth.json", "lm_cd.json", "summary.json"]
@@ -76,10 +76,12 @@ def test_score_eval_scores_conditions_and_ground_truth_and_resumes(corpus, monke
     assert (scores / "ground_truth.json").stat().st_mtime_ns == mtimes["ground_truth.json"]
 
 
-def test_score_eval_data_dir_is_the_split_directory_as_for_infer(corpus, monkeypatch, caplog):
-    """One meaning of --data_dir across stage 6: the split (data/test), not the data root."""
+def test_score_eval_data_dir_is_stage_1s_output_as_for_infer(corpus, monkeypatch, capsys):
+    """One meaning of --data_dir for every entry point: data/, the split is --split (infer once
+    took data/test where score_eval took data)."""
     monkeypatch.chdir(corpus)
     args = ["--config", str(Path(__file__).parents[1] / "conf/score/tiny.yaml"),
-            "--data_dir", "data", "--eval_dir", "exp/eval/mini", "--nj", "1", *FAST]
+            "--data_dir", "data/test", "--eval_dir", "exp/eval/mini", "--nj", "1", *FAST]
     assert score_eval.main(args) == 1
-    assert "split directory" in caplog.text and "data/test" in caplog.text
+    err = capsys.readouterr().err
+    assert "data/test/test/wav.scp not found" in err and "not a split" in err

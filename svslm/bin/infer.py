@@ -1,6 +1,6 @@
 """Stage 6: render every condition of the paper's Table 2 for a test split.
 
-    python -m svslm.bin.infer --config conf/infer/tiny.yaml --data_dir data/test --dump_dir dump \\
+    python -m svslm.bin.infer --config conf/infer/tiny.yaml --data_dir data --split test --dump_dir dump \\
         --lm_dir exp/lm/mini --flow_root exp/flow/mini --vocoder_dir exp/vocoder/mini \\
         --out_dir exp/eval/mini --nj 2
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from svslm.bin.args import add_override
 from svslm.infer.config import load_infer_config, select_conditions
@@ -21,7 +22,8 @@ from svslm.utils.logging import setup_logging
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="inference YAML (conf/infer/*.yaml)")
-    parser.add_argument("--data_dir", help="stage 1 split directory (e.g. data/test): wav.scp, utt2dur, score.json")
+    parser.add_argument("--data_dir", help="stage 1 output (data/), as for every entry point; the split is --split")
+    parser.add_argument("--split", default="test", help="the split to render: <data_dir>/<split>/{wav.scp,utt2dur,score.json}")
     parser.add_argument("--dump_dir", help="stage 2 output: tokenizers/codec, <split>/codec_ssl.scp")
     parser.add_argument("--lm_dir", help="stage 3 run: best/, decode/<split>/codec_ssl.scp")
     parser.add_argument("--flow_root", help="stage 4 runs: one directory per flow config")
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     try:
         manifest = run_inference(
-            config, args.config, args.data_dir, args.dump_dir, args.lm_dir, args.flow_root, args.vocoder_dir,
+            config, args.config, Path(args.data_dir) / args.split, args.dump_dir, args.lm_dir, args.flow_root, args.vocoder_dir,
             args.out_dir, nj=args.nj,
         )
     except (RuntimeError, ValueError, FileNotFoundError) as err:

@@ -30,7 +30,8 @@ class ReportOptions:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval_dir", required=True, help="stage 6 directory: manifest.json, wav/, scores/")
-    parser.add_argument("--data_dir", default=None, help="test split with score.json (default: the manifest's)")
+    parser.add_argument("--data_dir", default=None,
+                        help="stage 1 output (data/), as for every entry point (default: the manifest's)")
     add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -48,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(eval_dir / "RESULTS.md", render_results(str(eval_dir), manifest, scores))
     log.info("wrote %s", eval_dir / "RESULTS.md")
     if opts.html:
-        data_dir = Path(args.data_dir or manifest["paths"]["data_dir"])
+        # The manifest records the rendered split's directory; --data_dir is the root above it.
+        split_dir = Path(manifest["paths"]["data_dir"])
+        data_dir = Path(args.data_dir) / manifest.get("split", split_dir.name) if args.data_dir else split_dir
         page = write_report(eval_dir, manifest, scores, score_notes(data_dir), max_utts=opts.max_utts)
         log.info("wrote %s", page)
     return 0

@@ -11,6 +11,7 @@ metric failing on one utterance is `n/a` for that utterance only.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 from dataclasses import dataclass, field
@@ -319,7 +320,21 @@ def _init_worker(cfg: ScoreConfig) -> None:
 
     torch.set_num_threads(1)  # nj processes share the cores; more threads each only contend
     global _WORKER
-    _WORKER = UtteranceScorer(cfg)
+    if _WORKER is None or _WORKER.cfg != cfg:  # the models load once per process and config
+        _WORKER = UtteranceScorer(cfg)
+
+
+@contextlib.contextmanager
+def scoring_pool(cfg: ScoreConfig, nj: int):
+    """`nj` worker processes with the scorer's models loaded, for several `score_items` calls
+    (None when nj <= 1: scoring runs in this process)."""
+    if nj <= 1:
+        yield None
+        return
+    # spawn, not fork: a caller that already ran torch or onnxruntime threads cannot leave a
+    # forked child holding a copied, locked thread pool.
+    with multiprocessing.get_context("spawn").Pool(nj, initializer=_init_worker, initargs=(cfg,)) as pool:
+        yield pool
 
 
 def _score_one(item: ScoreItem) -> tuple[str, dict | None, dict | None, str | None]:
@@ -330,22 +345,22 @@ def _score_one(item: ScoreItem) -> tuple[str, dict | None, dict | None, str | No
         return item.utt, None, None, str(err)
 
 
-def score_items(items: list[ScoreItem], cfg: ScoreConfig, nj: int = 1, name: str = "scores") -> ScoreReport:
+def score_items(items: list[ScoreItem], cfg: ScoreConfig, nj: int = 1, name: str = "scores",
+                pool: Any = None) -> ScoreReport:
     """Score every item in `nj` worker processes (in this process when nj == 1, which then sets
-    torch to one thread, as each worker does)."""
+    torch to one thread, as each worker does); `pool`: workers of `scoring_pool(cfg, nj)` to reuse."""
     report = ScoreReport(name=name, infos=metric_infos(cfg), utts={}, config=to_dict(cfg))
     if not items:
         return report
     results = []
-    if nj <= 1:
+    if pool is None and nj <= 1:
         _init_worker(cfg)
         for item in tqdm(items, desc=name):
             results.append(_score_one(item))
     else:
-        # spawn, not fork: a caller that already ran torch or onnxruntime threads cannot leave a
-        # forked child holding a copied, locked thread pool.
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(nj, initializer=_init_worker, initargs=(cfg,)) as pool:
+        with contextlib.ExitStack() as stack:
+            if pool is None:
+                pool = stack.enter_context(scoring_pool(cfg, nj))
             results = list(tqdm(pool.imap_unordered(_score_one, items), total=len(items), desc=name))
     for utt, values, details, error in sorted(results, key=lambda r: r[0]):
         if error is not None:
