@@ -184,14 +184,14 @@ fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     log "===== Stage 6: inference, scoring, RESULTS.md and report -> ${eval_exp}/ ====="
     run_step stage6_infer python -m svslm.bin.infer \
-        --config "${infer_config}" --data_dir ${data}/test --dump_dir ${dump} \
+        --config "${infer_config}" --data_dir ${data} --split test --dump_dir ${dump} \
         --lm_dir ${lm_exp} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
         --out_dir ${eval_exp} --nj ${nj} ${infer_args}
     # PER needs a recogniser; offline, the recipe trains a phoneme CTC model on the training audio.
     run_step stage6_asr_train python -m svslm.bin.asr_train \
         --config "${asr_config}" --data_dir ${data} --exp_dir ${exp}/asr/${tag} ${asr_args}
     run_step stage6_score python -m svslm.bin.score_eval \
-        --config "${score_config}" --data_dir ${data}/test --eval_dir ${eval_exp} --nj ${nj} ${score_args}
+        --config "${score_config}" --data_dir ${data} --split test --eval_dir ${eval_exp} --nj ${nj} ${score_args}
     run_step stage6_report python -m svslm.bin.report --eval_dir ${eval_exp} ${report_args}
     log "Results: ${eval_exp}/RESULTS.md; report: ${eval_exp}/report/index.html"
     cat ${eval_exp}/RESULTS.md >&2
