@@ -22,7 +22,13 @@ import numpy as np
 import scipy.stats
 from tqdm import tqdm
 
-from svslm.evaluate.mcd_f0 import McdF0Config, mcd_f0, mode_name
+from svslm.evaluate.mcd_f0 import (
+    McdF0Config,
+    WorldFeatures,
+    mcd_f0,
+    mode_name,
+    world_features,
+)
 from svslm.evaluate.mos import MosConfig, SheetSsqa, SingMos, dnsmos
 from svslm.evaluate.na import MetricUnavailable, is_na, na_reason, to_jsonable
 from svslm.evaluate.per import PerConfig, load_recognizer, metric_name, phone_errors
@@ -116,6 +122,8 @@ class UtteranceScorer:
 
     def __init__(self, cfg: ScoreConfig):
         self.cfg = cfg
+        # WORLD analysis of each reference, made once: every condition is scored against the same ones.
+        self._ref_features: dict[tuple[str, int, int], WorldFeatures] = {}
         groups = set(cfg.metrics)
         self.recognizers = [_load(load_recognizer, b) for b in cfg.per.backends] if "per" in groups else []
         self.embedders = {}
@@ -149,6 +157,13 @@ class UtteranceScorer:
         details.update({f"{name}_hyp": " ".join(hyp_phones), f"{name}_edits": err.edits, f"{name}_ref_phones": err.ref_len})
         return err.per
 
+    def _mcd_f0(self, ref_path: str, hyp: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
+        stat = Path(ref_path).stat()
+        key = (str(Path(ref_path).resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in self._ref_features:
+            self._ref_features[key] = world_features(ref, self.cfg.mcd_f0, self.cfg.sample_rate)
+        return mcd_f0(hyp, ref, self.cfg.mcd_f0, self.cfg.sample_rate, ref_features=self._ref_features[key])
+
     def score(self, item: ScoreItem) -> tuple[dict[str, Any], dict[str, Any]]:
         """(metric -> value or MetricUnavailable, details such as transcripts). Raises AudioError."""
         sr = self.cfg.sample_rate
@@ -157,7 +172,7 @@ class UtteranceScorer:
         values: dict[str, Any] = {}
         details: dict[str, Any] = {}
         if "mcd_f0" in self.cfg.metrics:
-            values.update(self._guarded(["MCD", "F0_RMSE", "F0_CORR"], mcd_f0, hyp, ref, self.cfg.mcd_f0, sr))
+            values.update(self._guarded(["MCD", "F0_RMSE", "F0_CORR"], self._mcd_f0, item.ref_path, hyp, ref))
         for i, recognizer in enumerate(self.recognizers):
             name = metric_name(i, self.cfg.per.backends[i])
             if isinstance(recognizer, MetricUnavailable):
