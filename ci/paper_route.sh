@@ -94,6 +94,19 @@ fi
 python - exp/eval/ace_opencpop <<'EOF'
 import json, sys
 from pathlib import Path
+
+import yaml
+
+# The paper-only branches ran: ZeRO-2 (bf16 on CPU), activation checkpointing, the U-Net estimator
+# with a speaker prompt, HiFi-GAN V1 (transposed upsampling, multi-scale discriminators).
+ds = json.loads(Path("exp/lm/ace_opencpop/deepspeed_config.json").read_text())
+assert ds["zero_optimization"]["stage"] == 2 and ds["bf16"]["enabled"], ds
+assert yaml.safe_load(Path("exp/lm/ace_opencpop/config.yaml").read_text())["train"]["activation_checkpointing"]
+for flow in sorted(Path("exp/flow/ace_opencpop").iterdir()):
+    model = yaml.safe_load((flow / "config.yaml").read_text())["model"]
+    assert model["estimator"]["kind"] == "unet" and model["use_prompt"], flow
+voc = yaml.safe_load(Path("exp/vocoder/ace_opencpop/config.yaml").read_text())
+assert voc["discriminator"]["n_scales"] == 3 and voc["generator"]["upsample_mode"] == "transposed", voc
 eval_dir = Path(sys.argv[1])
 manifest = json.loads((eval_dir / "manifest.json").read_text())
 names = [c["name"] for c in manifest["conditions"]]
