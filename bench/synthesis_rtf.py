@@ -31,7 +31,6 @@ from svslm.infer.conditions import get_condition
 from svslm.infer.config import load_infer_config
 from svslm.infer.pipeline import SAMPLE_RATE, RecipePaths, Synthesizer
 from svslm.infer.run import flow_needs_prompt, item_for, read_split_inputs, render_batch
-from svslm.utils.config import load_config
 from svslm.utils.fileio import atomic_write_text
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from svslm.infer.conditions import get_condition
-from svslm.infer.config import InferConfig, load_infer_config
+from svslm.infer.config import load_infer_config
 from svslm.sing.durations import read_consonant_table, training_consonant_table
 from svslm.sing.phrases import join_phrases, split_phrases
 from svslm.sing.prompt import prompt_length, recording_prompt, singer_prompt

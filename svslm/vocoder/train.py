@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from svslm.utils.audio import load_wav
 from svslm.utils.config import ConfigError, from_dict, save_config, to_dict
+from svslm.utils.device import resolve_device
 from svslm.utils.fileio import atomic_path
 from svslm.utils.mel import check_same_mel, mel_spectrogram
 from svslm.vocoder.config import VocoderConfig
@@ -32,7 +33,6 @@ from svslm.vocoder.losses import (
     mel_l1_loss,
 )
 from svslm.vocoder.models import Discriminators, Generator, log_magnitude
-from svslm.utils.device import resolve_device
 from svslm.vocoder.source import f0_loss, frame_f0
 
 log = logging.getLogger("svslm")
