@@ -122,6 +122,7 @@ def recipe(tmp_path):
     prompts = {u: np.zeros((P, 9), dtype=np.int32) for u in lengths}
     kaldiio.save_ark(str(dump / "prompt.ark"), prompts, scp=str(dump / "prompt.scp"), write_function="numpy")
     (dump / "utt2num_frames").write_text("".join(f"{u} {n}\n" for u, n in lengths.items()))
+    (dump / "data.json").write_text(json.dumps({"svs_lb_layout": "frame"}))  # stage 2's svs_lb layout
     return tmp_path
 
 
