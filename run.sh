@@ -6,7 +6,8 @@
 #   ./run.sh --corpus ace_opencpop --db_root /data/ace-opencpop --gpus 8
 #
 # Each stage calls one `python -m svslm.bin.<verb>` with explicit paths; its log is
-# exp/logs/stage<N>_<name>.log. Outputs land in data/, dump/ and exp/ under the current directory.
+# exp/logs/<tag>/stage<N>_<name>.log. Outputs land in data/, dump/ and exp/ under the current directory.
+# Devices: every stage's config says `device: auto` (CUDA when present; svslm/utils/device.py).
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
@@ -29,9 +30,10 @@ tokenize_config=        # stage 2 YAML
 lm_config=              # stage 3 YAML (model + training + deepspeed json)
 decode_config=          # stage 3 decoding YAML
 lm_decode_sets="train dev test"   # splits the LM decodes (the flow trains on the LM's train decodes)
-flow_configs=           # stage 4 YAMLs, space separated; one model each
+flow_configs=           # stage 4 YAMLs, space separated; default: conf/flow/<tag>.yaml of each flow_tag the infer config's conditions use
 vocoder_config=         # stage 5 YAML
-infer_config=           # stage 6 inference YAML
+infer_config=           # stage 6 inference YAML (its conditions also choose stage 4's flows)
+conditions=             # stages 4 and 6: only these conditions (slugs such as lm_flow1_voc, space separated); default: all of infer_config
 score_config=           # stage 6 scoring YAML
 asr_config=             # stage 6 phoneme CTC recogniser YAML (for PER)
 tag=                    # name of this run under exp/ (default: the corpus)
@@ -39,6 +41,8 @@ tag=                    # name of this run under exp/ (default: the corpus)
 # --lm_args "--override train.max_epochs=2"; every svslm.bin entry point takes --override key=value.
 local_data_opts=        # stage 1: options of local/<corpus>/data.sh, e.g. "--corpus_config my.yaml"
 tokenize_args=          # stage 2: python -m svslm.bin.tokenize
+pretrained_args=        # stage 2 (mini): python -m svslm.bin.lm_make_pretrained
+extend_vocab_args=      # stage 2: python -m svslm.bin.extend_vocab
 lm_args=                # stage 3: python -m svslm.bin.lm_train
 decode_args=            # stage 3: python -m svslm.bin.lm_decode
 flow_args=              # stage 4: python -m svslm.bin.flow_train
@@ -46,6 +50,7 @@ vocoder_args=           # stage 5: python -m svslm.bin.vocoder_train
 asr_args=               # stage 6: python -m svslm.bin.asr_train
 infer_args=             # stage 6: python -m svslm.bin.infer
 score_args=             # stage 6: python -m svslm.bin.score_eval
+report_args=            # stage 6: python -m svslm.bin.report
 
 . "${SVSLM_ROOT}/utils/parse_options.sh"
 if [ $# -ne 0 ]; then
@@ -69,25 +74,50 @@ if [ -z "${db_root}" ]; then
     log "set --db_root or the ${corpus^^} variable in db.sh to the corpus directory"; exit 1
 fi
 conf="${SVSLM_ROOT}/conf"
-tokenize_config=${tokenize_config:-${conf}/tokenize/${size}.yaml}
-lm_config=${lm_config:-${conf}/lm/${size}.yaml}
-decode_config=${decode_config:-${conf}/decode/${size}.yaml}
-flow_configs=${flow_configs:-$(ls ${conf}/flow/${size}_*.yaml 2>/dev/null || true)}
-vocoder_config=${vocoder_config:-${conf}/vocoder/${size}.yaml}
-infer_config=${infer_config:-${conf}/infer/${size}.yaml}
-score_config=${score_config:-${conf}/score/${size}.yaml}
-asr_config=${asr_config:-${conf}/asr/${size}.yaml}
+# A relative config path is taken from the current directory, else from the repository root, so
+# `--flow_configs "conf/flow/x.yaml"` also works from egs2/<corpus>/svslm1/.
+conf_path() {
+    local p
+    for p in "$@"; do
+        if [[ "${p}" != /* && ! -e "${p}" && -e "${SVSLM_ROOT}/${p}" ]]; then p="${SVSLM_ROOT}/${p}"; fi
+        [ -e "${p}" ] || { log "config not found: ${p} (relative paths: from $(pwd) or ${SVSLM_ROOT})"; exit 1; }
+        echo "${p}"
+    done
+}
+tokenize_config=$(conf_path "${tokenize_config:-${conf}/tokenize/${size}.yaml}")
+lm_config=$(conf_path "${lm_config:-${conf}/lm/${size}.yaml}")
+decode_config=$(conf_path "${decode_config:-${conf}/decode/${size}.yaml}")
+vocoder_config=$(conf_path "${vocoder_config:-${conf}/vocoder/${size}.yaml}")
+infer_config=$(conf_path "${infer_config:-${conf}/infer/${size}.yaml}")
+score_config=$(conf_path "${score_config:-${conf}/score/${size}.yaml}")
+asr_config=$(conf_path "${asr_config:-${conf}/asr/${size}.yaml}")
 tag=${tag:-${corpus}}
+[ -z "${conditions}" ] || infer_args="--conditions ${conditions} ${infer_args}"
+# Stage 4 trains exactly the flows the selected conditions of the infer config render with.
+flow_tags=$(python -m svslm.bin.infer --config "${infer_config}" ${conditions:+--conditions ${conditions}} --print_flow_tags) \
+    || { log "cannot read the conditions of ${infer_config}"; exit 1; }
+if [ -z "${flow_configs}" ]; then
+    for t in ${flow_tags}; do flow_configs+="${conf}/flow/${t}.yaml "; done
+fi
+flow_configs=$(conf_path ${flow_configs})
+for flow_config in ${flow_configs}; do
+    t=$(basename "${flow_config}" .yaml)
+    if ! grep -qx "${t}" <<< "${flow_tags}"; then
+        log "flow config ${flow_config}: no selected condition of ${infer_config} renders with flow_tag ${t} (they use: ${flow_tags//$'\n'/ })"
+        exit 1
+    fi
+done
 
 data=data; dump=dump; exp=exp
-[ -n "${flow_configs}" ] || { log "no flow configs: conf/flow/${size}_*.yaml is empty; pass --flow_configs"; exit 1; }
 lm_exp=${exp}/lm/${tag}; voc_exp=${exp}/vocoder/${tag}; eval_exp=${exp}/eval/${tag}
-mkdir -p ${exp}/logs
+logdir=${exp}/logs/${tag}   # per run: a second --tag does not overwrite the first run's logs
+mkdir -p ${logdir}
+log "run '${tag}' (${corpus}, ${size} configs); stage 4 trains: ${flow_configs//$'\n'/ }; logs: ${logdir}/"
 
-# run_step NAME CMD...: run CMD with its output in exp/logs/NAME.log; on failure show the log's tail.
+# run_step NAME CMD...: run CMD with its output in exp/logs/<tag>/NAME.log; on failure show the log's tail.
 run_step() {
     local name=$1; shift
-    local logfile=${exp}/logs/${name}.log
+    local logfile=${logdir}/${name}.log
     log "  $* > ${logfile}"
     if ! "$@" > "${logfile}" 2>&1; then
         log "FAILED: ${name}; last lines of ${logfile}:"
@@ -111,10 +141,10 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
         [ "${corpus}" = mini ] || { log "--pretrained_lm is required for ${corpus} (OpusLM_1.7B in ESPnet format)"; exit 1; }
         pretrained_lm=${exp}/pretrained_lm/${tag}
         run_step stage2_make_pretrained python -m svslm.bin.lm_make_pretrained \
-            --config "${lm_config}" --token_list ${dump}/token_list/codec_ssl.txt --out_dir ${pretrained_lm}
+            --config "${lm_config}" --token_list ${dump}/token_list/codec_ssl.txt --out_dir ${pretrained_lm} ${pretrained_args}
     fi
     run_step stage2_extend_vocab python -m svslm.bin.extend_vocab \
-        --pretrained_dir "${pretrained_lm}" --token_list ${dump}/token_list/svs_lb.txt --out_dir ${dump}/lm_init
+        --pretrained_dir "${pretrained_lm}" --token_list ${dump}/token_list/svs_lb.txt --out_dir ${dump}/lm_init ${extend_vocab_args}
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
@@ -154,15 +184,15 @@ fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     log "===== Stage 6: inference, scoring, RESULTS.md and report -> ${eval_exp}/ ====="
     run_step stage6_infer python -m svslm.bin.infer \
-        --config "${infer_config}" --data_dir ${data}/test --dump_dir ${dump} \
+        --config "${infer_config}" --data_dir ${data} --split test --dump_dir ${dump} \
         --lm_dir ${lm_exp} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
         --out_dir ${eval_exp} --nj ${nj} ${infer_args}
     # PER needs a recogniser; offline, the recipe trains a phoneme CTC model on the training audio.
     run_step stage6_asr_train python -m svslm.bin.asr_train \
         --config "${asr_config}" --data_dir ${data} --exp_dir ${exp}/asr/${tag} ${asr_args}
     run_step stage6_score python -m svslm.bin.score_eval \
-        --config "${score_config}" --data_dir ${data} --eval_dir ${eval_exp} --nj ${nj} ${score_args}
-    run_step stage6_report python -m svslm.bin.report --eval_dir ${eval_exp}
+        --config "${score_config}" --data_dir ${data} --split test --eval_dir ${eval_exp} --nj ${nj} ${score_args}
+    run_step stage6_report python -m svslm.bin.report --eval_dir ${eval_exp} ${report_args}
     log "Results: ${eval_exp}/RESULTS.md; report: ${eval_exp}/report/index.html"
     cat ${eval_exp}/RESULTS.md >&2
 fi

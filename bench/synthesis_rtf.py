@@ -28,10 +28,9 @@ import numpy as np
 import torch
 
 from svslm.infer.conditions import get_condition
-from svslm.infer.config import InferConfig
+from svslm.infer.config import load_infer_config
 from svslm.infer.pipeline import SAMPLE_RATE, RecipePaths, Synthesizer
 from svslm.infer.run import flow_needs_prompt, item_for, read_split_inputs, render_batch
-from svslm.utils.config import load_config
 from svslm.utils.fileio import atomic_write_text
 
 
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)  # explicit: MKL/OMP variables of the shell may say otherwise
 
     root = Path(args.recipe_dir)
-    config = load_config(args.config, InferConfig)
+    config = load_infer_config(args.config)
     paths = RecipePaths(root / "dump", root / "exp/lm" / args.tag, root / "exp/flow" / args.tag,
                         root / "exp/vocoder" / args.tag)
     data_dir = root / "data/test"
@@ -107,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         (f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} with "
          f"{torch.get_num_threads()} threads, Python {platform.python_version()}; 1-min load average "
          f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after (other jobs share the cores)."),
-        (f"Run: `{root / 'exp'}` tag `{args.tag}`, config `{args.config}` (flow: {config.n_steps} Euler steps, "
-         f"guidance {config.guidance}, batches of {config.batch_size}); the first {len(utts)} test utterances."),
+        (f"Run: `{root / 'exp'}` tag `{args.tag}`, config `{args.config}` (flow sampling: each flow's "
+         f"model.sampling, batches of {config.batch_size}); the first {len(utts)} test utterances."),
         "",
         "RTF = compute seconds / seconds of audio (lower is faster; < 1 is faster than real time).",
         ("*render*: from tokens already on disk, as `svslm.bin.infer` runs (the LM decode of stage 3 not "

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     vocoder = load_vocoder(args.vocoder_dir)
     cfg = vocoder.mel_config
-    metric = McdF0Config(sample_rate=cfg.sample_rate)
+    metric = McdF0Config()
     wavs = read_kaldi_map(f"{args.data_dir}/wav.scp")
     utts = sorted(wavs)[: args.max_utts or None]
     systems = ["HiFi-GAN (this vocoder)", "Griffin-Lim, 32 iterations"]
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             with torch.no_grad():
                 outputs.append(vocoder.generator(mel.unsqueeze(0), f0)[0].numpy())
         for system, out in zip(systems, outputs):
-            result = mcd_f0(out, wav, metric)
+            result = mcd_f0(out, wav, metric, cfg.sample_rate)
             scores[system]["mel"].append(float((mel_spectrogram(out, cfg) - mel).abs().mean()))
             for key in ("MCD", "F0_RMSE"):
                 if isinstance(result[key], float):

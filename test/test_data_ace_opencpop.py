@@ -97,6 +97,30 @@ def test_without_validation_split_dev_is_the_end_of_sorted_train(tmp_path):
     assert len(read_kaldi_map(data / "train" / "wav.scp")) == 2
 
 
+def test_dev_is_chosen_from_the_good_utterances_after_bad_ones_are_dropped(tmp_path):
+    """With --skip_bad, the last train utterances being bad must not empty dev (it once did)."""
+    db, data = tmp_path / "db", tmp_path / "data"
+    good = [row(s, f"2001{k:06d}") for s in (1, 2) for k in (1, 2)]
+    bad = [row(3, f"2001{k:06d}", note_midi=[0.0, 60.5, 62.0, 0.0]) for k in (1, 2)]  # sort last
+    write_split(db, "train", good + bad)
+    write_split(db, "test", [row(s, "2002000001") for s in (1, 2)])
+    summary = prepare("ace_opencpop", db, data, 16000, 1, True, PrepareConfig(dev_size=2))
+    assert list(read_kaldi_map(data / "dev" / "wav.scp")) == ["acesinger_2#2001000001", "acesinger_2#2001000002"]
+    assert sorted(read_kaldi_map(data / "train" / "wav.scp")) == ["acesinger_1#2001000001", "acesinger_1#2001000002"]
+    for wav in read_kaldi_map(data / "dev" / "wav.scp").values():
+        assert wav.startswith(str(data / "dev" / "wav")) and sf.info(wav).duration == pytest.approx(1.2)
+    assert summary["skipped"] == 2 and "last 2 of 4 good train" in summary["dev_rule"]
+
+
+def test_a_corpus_smaller_than_dev_size_keeps_a_train_split_and_says_so(tmp_path, caplog):
+    db, data = make_db(tmp_path / "db", with_validation=False), tmp_path / "data"
+    with caplog.at_level(logging.WARNING, logger="svslm"):
+        summary = prepare("ace_opencpop", db, data, 16000, 1, False, PrepareConfig(dev_size=50))
+    assert {s: c["utts"] for s, c in summary["splits"].items()} == {"train": 3, "dev": 1, "test": 2}
+    assert "train has only 4 good utterances, not more than dev_size=50" in caplog.text
+    assert "dev = the last 1" in summary["dev_rule"]
+
+
 def test_audio_stored_as_a_path_beside_the_shard(tmp_path):
     db = make_db(tmp_path / "db")
     (db / "data" / "2002000001.wav").write_bytes(wav_bytes(1.2, 22050))

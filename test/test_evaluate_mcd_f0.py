@@ -66,7 +66,13 @@ def test_stronger_spectral_change_gives_larger_mcd(tone):
 def test_length_mismatch_over_ten_percent_is_na_with_reason(tone):
     out = mcd_f0(tone[: int(0.7 * tone.size)], tone, McdF0Config(dtw=False))
     assert all(isinstance(v, MetricUnavailable) for v in out.values())
-    assert "over the 10%" in out["MCD"].reason
+    # The reason quotes the lengths' real ratio (70%), and the rule with this pair's value.
+    n_ref = len(world_features(tone, McdF0Config()).f0)
+    n_hyp = len(world_features(tone[: int(0.7 * tone.size)], McdF0Config()).f0)
+    reason = out["MCD"].reason
+    assert f"the synthesis has {n_hyp} frames and the reference {n_ref}" in reason
+    assert f"{n_hyp / n_ref:.1%} of the reference's length" in reason and n_hyp / n_ref == pytest.approx(0.7, abs=0.01)
+    assert f"this pair has {(n_ref - n_hyp) / (n_ref + n_hyp):.1%}" in reason and "under 10%" in reason
     # DTW mode aligns instead of refusing.
     assert isinstance(mcd_f0(tone[: int(0.7 * tone.size)], tone, McdF0Config(dtw=True))["MCD"], float)
 

@@ -138,3 +138,22 @@ def test_shipped_configs_load(name):
     assert score_cfg.mcd_f0.dtw is False  # the paper's mode is the default everywhere
     assert score_cfg.per.backends[0].kind == "ctc"
     load_config(conf / "asr" / f"{name}.yaml", AsrConfig)
+
+
+def test_one_sample_rate_for_scoring(tmp_path):
+    """ScoreConfig.sample_rate is the only rate: mcd_f0 has none of its own (setting one once made
+    WORLD analyse audio at a rate it was not loaded at), and the 16 kHz models refuse another."""
+    from svslm.utils.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown key.*sample_rate"):
+        from_dict(ScoreConfig, {"mcd_f0": {"sample_rate": 24000}})
+    with pytest.raises(ValueError, match="take 16 kHz audio"):
+        from_dict(ScoreConfig, {"sample_rate": 24000})
+    # mcd_f0 alone may score at another rate, and then analyses at that rate.
+    cfg = from_dict(ScoreConfig, {"sample_rate": 24000, "metrics": ["mcd_f0"]})
+    tone = sung_tone(0.6, 220.0)
+    save_wav(tmp_path / "ref.wav", tone, SR)
+    save_wav(tmp_path / "hyp.wav", tone, SR)
+    report = score_items([ScoreItem("u", str(tmp_path / "ref.wav"), str(tmp_path / "hyp.wav"), None)], cfg, 1)
+    assert report.utts["u"]["MCD"] == pytest.approx(0.0, abs=1e-6)
+    assert report.utts["u"]["F0_RMSE"] < 5.0  # 220 Hz found at 24 kHz: the rate reached WORLD

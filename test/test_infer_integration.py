@@ -11,7 +11,7 @@ import torch
 
 from svslm.flow.model import FlowModel
 from svslm.flow.train import FlowTrainConfig
-from svslm.infer.config import InferConfig
+from svslm.infer.config import load_infer_config
 from svslm.infer.fixtures import UTTS, make_recipe
 from svslm.infer.pipeline import RecipePaths, Synthesizer
 from svslm.infer.run import run_inference
@@ -36,7 +36,8 @@ def save_untrained_parts(dirs: dict[str, Path]) -> None:
     for tag in FLOWS:
         d = dirs["flow_root"] / tag
         d.mkdir(parents=True, exist_ok=True)
-        shutil.copy(CONF / "flow" / f"{tag}.yaml", d / "config.yaml")
+        # Two Euler steps: the flow's own sampling setting is the one stage 6 uses.
+        (d / "config.yaml").write_text((CONF / "flow" / f"{tag}.yaml").read_text().replace("n_steps: 10", "n_steps: 2"))
         model = FlowModel(load_config(d / "config.yaml", FlowTrainConfig).model, codec_dim=80)
         torch.save({"model": model.state_dict(), "codec_dim": 80}, d / "best.pth")
     voc = dirs["vocoder_dir"]
@@ -49,7 +50,7 @@ def test_every_condition_with_the_real_components(tmp_path):
     dirs = make_recipe(tmp_path, flow_tags=FLOWS)
     save_untrained_parts(dirs)
     (dirs["dump_dir"] / "test/utt2prompt").write_text("".join(f"{u} {u}\n" for u in UTTS))  # tiny_flow2_mel is prompted
-    config = load_config(CONF / "infer" / "tiny.yaml", InferConfig, ["n_steps=2"])
+    config = load_infer_config(CONF / "infer" / "tiny.yaml")
     manifest = run_inference(config, "conf/infer/tiny.yaml", **dirs, nj=2)  # run.sh's --nj 2: worker processes
     assert [c["status"] for c in manifest["conditions"]] == ["done"] * 6
     for cond in manifest["conditions"]:
@@ -65,7 +66,7 @@ def test_new_score_through_the_real_lm(tmp_path):
     save_untrained_parts(dirs)
     make_init_checkpoint(dirs["lm_dir"] / "best", tiny_lm_config(), ssl_vocab=16, codebook_size=16)
     paths = RecipePaths(dirs["dump_dir"], dirs["lm_dir"], dirs["flow_root"], dirs["vocoder_dir"])
-    config = load_config(CONF / "infer" / "tiny.yaml", InferConfig, ["n_steps=2"])
+    config = load_infer_config(CONF / "infer" / "tiny.yaml")
     synth = Synthesizer.from_recipe(paths, config, ["LM + Flow2 + Voc"], need_lm_model=True)
     phones = [{"phn": "SP", "start": 0.0, "end": 0.06, "midi": 0}, {"phn": "a", "start": 0.06, "end": 0.2, "midi": 62}]
     prompt = np.random.default_rng(0).integers(0, 16, size=(12, 9)).astype(np.int32)

@@ -24,7 +24,7 @@ def tokens(n_frames: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture()
 def synth() -> Synthesizer:
-    return Synthesizer(**fake_parts(), config=InferConfig(n_steps=3, guidance=0.5, seed=7))
+    return Synthesizer(**fake_parts(), config=InferConfig(seed=7), svs_lb_layout="frame")
 
 
 def render(synth: Synthesizer, condition: str) -> list[np.ndarray]:
@@ -58,7 +58,8 @@ def test_flows_get_embedding_mask_and_settings(synth):
     assert tuple(call["codec_emb"].shape) == (2, max(LENGTHS), 4)
     assert call["pitch"] is None  # Flow1 is not given the score's pitch
     assert call["mask"].sum(1).tolist() == list(LENGTHS)
-    assert (call["n_steps"], call["guidance"], call["seed"]) == (3, 0.5, 7)
+    # Steps and guidance: None = the flow's own model.sampling (their one home); the seed is the config's.
+    assert (call["n_steps"], call["guidance"], call["seed"]) == (None, None, 7)
     assert len(synth.vocoder.calls) == 1 and synth.vocoder.calls[0].shape[-1] == max(LENGTHS)  # one batch
 
 
@@ -70,10 +71,29 @@ def test_flow2_gets_the_frame_midi(synth):
 
 
 def test_call_overrides_config_settings(synth):
-    synth.config.conditions = [ConditionConfig(name="LM + Flow2 + Voc", n_steps=8)]
-    synth.render("LM + Flow2 + Voc", tokens=[tokens(4)], frame_midi=[np.zeros(4)], guidance=0.0)
+    synth.config.conditions = [ConditionConfig(name="LM + Flow2 + Voc", seed=8)]
+    synth.render("LM + Flow2 + Voc", tokens=[tokens(4)], frame_midi=[np.zeros(4)], guidance=0.0, n_steps=3)
     call = synth.flows["LM + Flow2 + Voc"].calls[-1]
-    assert (call["n_steps"], call["guidance"], call["seed"]) == (8, 0.0, 7)
+    assert (call["n_steps"], call["guidance"], call["seed"]) == (3, 0.0, 8)
+
+
+def test_new_scores_need_stage_2s_svs_lb_layout(synth, tmp_path):
+    synth.svs_lb_layout = None
+    synth.lm = (object(), object())
+    phones = [{"phn": "a", "start": 0.0, "end": 0.2, "midi": 62}]
+    with pytest.raises(ValueError, match="svs_lb layout"):
+        synth.synthesize(phones, prompt=tokens(20))
+    # The layout comes from what stage 2 wrote, and splits that disagree are an error.
+    paths = RecipePaths(tmp_path / "dump", tmp_path / "lm", tmp_path / "flow", tmp_path / "voc")
+    with pytest.raises(MissingComponentError, match="data.json"):
+        paths.svs_lb_layout()
+    for split, layout in (("train", "fork"), ("test", "fork")):
+        (tmp_path / "dump" / split).mkdir(parents=True)
+        (tmp_path / "dump" / split / "data.json").write_text(f'{{"svs_lb_layout": "{layout}"}}')
+    assert paths.svs_lb_layout() == "fork"
+    (tmp_path / "dump/test/data.json").write_text('{"svs_lb_layout": "frame"}')
+    with pytest.raises(ValueError, match="disagree"):
+        paths.svs_lb_layout()
 
 
 def test_gt_mel_condition_vocodes_the_reference_mel(synth):

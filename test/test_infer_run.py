@@ -14,6 +14,8 @@ from svslm.infer.fixtures import UTTS, fake_parts, make_recipe
 from svslm.infer.pipeline import Synthesizer
 from svslm.infer.run import run_inference
 
+CONF_INFER = Path(__file__).resolve().parents[1] / "conf/infer/tiny.yaml"
+
 CONFIG = InferConfig(conditions=[
     ConditionConfig(name="CD Resynthesis"), ConditionConfig(name="LM + CD"),
     ConditionConfig(name="LM + Flow1 + CD", flow_tag="f1c"), ConditionConfig(name="LM + Flow1 + Voc", flow_tag="f1m"),
@@ -98,7 +100,9 @@ def test_cli_selects_conditions_and_reports_failure_as_exit_code(tmp_path, fake_
     dirs = make_recipe(tmp_path)
     conf = tmp_path / "infer.yaml"
     conf.write_text("conditions:\n  - name: LM + CD\n  - name: GT mel + Voc\nbatch_size: 3\n")
-    args = [f"--{k}={v}" for k, v in dirs.items()] + ["--config", str(conf), "--nj", "1"]
+    # --data_dir is stage 1's output (data/), the split is --split, as for every entry point.
+    dirs["data_dir"], split = dirs["data_dir"].parent, dirs["data_dir"].name
+    args = [f"--{k}={v}" for k, v in dirs.items()] + ["--split", split, "--config", str(conf), "--nj", "1"]
     assert infer_bin.main(args + ["--conditions", "gt_mel_voc"]) == 0
     assert (dirs["out_dir"] / "wav/gt_mel_voc").is_dir() and not (dirs["out_dir"] / "wav/lm_cd").exists()
     assert infer_bin.main(args + ["--conditions", "LM + CD"]) == 0
@@ -108,3 +112,26 @@ def test_cli_selects_conditions_and_reports_failure_as_exit_code(tmp_path, fake_
     assert infer_bin.main(args) == 1
     conf.write_text("conditions:\n  - name: LM + Flow9\n")
     assert infer_bin.main(args) == 1
+
+
+def test_flow_sampling_has_one_home_the_flow_config(tmp_path, fake_loading):
+    """An infer YAML that sets n_steps/guidance (once silently winning over the flow YAML's
+    `sampling`, e.g. guidance 0.7 for a tiny flow whose YAML says 0.0) is an error naming the home."""
+    from svslm.infer.config import load_infer_config
+    from svslm.utils.config import ConfigError
+
+    bad = tmp_path / "infer.yaml"
+    bad.write_text("conditions:\n  - name: LM + Flow1 + Voc\n    flow_tag: f1m\n    guidance: 0.7\n")
+    with pytest.raises(ConfigError, match=r"conditions\[0\]: 'guidance' is not an inference setting.*model\.sampling"):
+        load_infer_config(bad)
+    with pytest.raises(ConfigError, match="n_steps.*model.sampling.n_steps"):
+        load_infer_config(CONF_INFER, ["n_steps=2"])
+    bad.write_text("svs_lb_layout: fork\n")
+    with pytest.raises(ConfigError, match="svs_lb.layout.*data.json"):
+        load_infer_config(bad)
+    # The manifest records each flow's own settings (the fixture's flows: 10 steps, guidance 0.7).
+    dirs = make_recipe(tmp_path / "r")
+    (dirs["flow_root"] / "f2m" / "config.yaml").write_text("model:\n  sampling: {n_steps: 4, guidance: 0.0}\n")
+    manifest = run_inference(CONFIG, "conf.yaml", **dirs)
+    flows = {c["flow_tag"]: (c["n_steps"], c["guidance"]) for c in manifest["conditions"] if c.get("flow_tag")}
+    assert flows == {"f1c": (10, 0.7), "f1m": (10, 0.7), "f2m": (4, 0.0)}

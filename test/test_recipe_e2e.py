@@ -25,11 +25,10 @@ def test_run_sh_all_stages_on_a_small_mini_corpus(tmp_path):
         "--local_data_opts", f"--corpus_config {ROOT}/test/conf/mini_smoke_corpus.yaml",
         "--lm_args", "--override train.max_epochs=1",
         "--flow_configs", flows,
-        "--flow_args", "--override train.epochs=1",
+        "--flow_args", "--override train.epochs=1 model.sampling.n_steps=2",
         "--vocoder_args", "--override train.max_steps=4 --override train.discriminator_start_step=2 "
                           "--override train.valid_interval=4 --override train.checkpoint_interval=4",
         "--asr_args", "--override train.epochs=1",
-        "--infer_args", "--override n_steps=2",
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)

@@ -77,7 +77,7 @@ def test_tables_have_the_paper_layout(reported):
     t2 = table(md, "## Table 2")
     assert t2[0] == ["Condition", "F0_RMSE (Hz) ↓", "F0_CORR (Pearson r) ↑", "MCD (dB) ↓", "PER (%) ↓",
                      "Singer-Sim (cosine) ↑", "SingMOS (MOS 1-5) ↑", "Sheet-SSQA (MOS 1-5) ↑", "DNSMOS (MOS 1-5) ↑"]
-    rows = {r[0].split(" [")[0]: r[1:] for r in t2[2:]}
+    rows = {r[0].split(" [")[0]: r[1:] for r in t2[2:] if not r[0].startswith("*")}  # ours, not the published
     assert list(rows) == ["Ground truth", "LM + CD", "LM + Flow1 + CD", "LM + Flow2 + Voc"]  # the paper's order
     mean, ci = mean_ci95([21.0, 23.0])  # LM + CD's F0_RMSE per utterance
     assert rows["LM + CD"][0] == f"{mean:.1f} ± {ci:.1f}" and rows["LM + CD"][2] == "7.50 ± 6.35"
@@ -86,7 +86,7 @@ def test_tables_have_the_paper_layout(reported):
 
 def test_na_cells_point_to_their_reason(reported):
     md = (reported / "RESULTS.md").read_text()
-    rows = {r[0].split(" [")[0]: r[1:] for r in table(md, "## Table 2")[2:]}
+    rows = {r[0].split(" [")[0]: r[1:] for r in table(md, "## Table 2")[2:] if not r[0].startswith("*")}
     ref = re.fullmatch(r"n/a \[(\d+)\]", rows["LM + Flow2 + Voc"][5]).group(1)
     assert re.search(rf"^{ref}\. SingMOS: {re.escape(SINGMOS_NA)}$", md, re.MULTILINE)
     assert rows["LM + CD"][5] == rows["LM + Flow2 + Voc"][5]  # one note per distinct reason
@@ -99,10 +99,35 @@ def test_published_rows_are_marked_and_ours_are_not(reported):
     md = (reported / "RESULTS.md").read_text()
     t1 = {r[0]: r[1:] for r in table(md, "## Table 1")[2:]}
     visinger = next(k for k in t1 if k.startswith("*VISinger2"))
-    assert "published [P1], dtw: true" in visinger
+    tag = re.search(r"published (\[P\d\]), dtw: true", visinger).group(1)
     assert t1[visinger][2] == "*5.76*" and t1[visinger][3] == "–"  # PER not published: a dash, not n/a
-    assert "LM + Flow2 + Voc (ours)" in t1 and "Ground truth (ours)" in t1
-    assert f"[P1] {PUBLISHED[0].source}" in md
+    assert "LM + Flow1 + Voc (ours)" in t1 and "Ground truth (ours)" in t1  # the paper's system is Flow1 + Voc
+    assert f"- {tag} {PUBLISHED[-1].source}" in md
+
+
+def test_the_papers_rows_are_shown_as_published_beside_ours_in_its_order(reported):
+    """arXiv 2512.14657's Table 1 and Table 2 as printed (/work/shared/paper_tables.md), PER in %."""
+    md = (reported / "RESULTS.md").read_text()
+    t1 = [r for r in table(md, "## Table 1")[2:]]
+    labels = [r[0] for r in t1]
+    paper = [i for i, label in enumerate(labels) if "dtw: false" in label and label.startswith("*")]
+    assert [labels[i].split(" (published")[0] for i in paper] == ["*XiaoiceSing", "*TokSing", "*LM + Flow1 + Voc"]
+    assert labels[paper[-1] + 1] == "LM + Flow1 + Voc (ours)"  # ours right after the paper's row of it
+    xiaoice = t1[paper[0]][1:]
+    assert xiaoice[:4] == ["*71.67*", "*0.62*", "*11.47*", "*9*"]  # as printed; PER 0.09 -> 9 %
+    assert xiaoice[4] == "–"  # Table 1 has no Singer-Sim
+    t2 = table(md, "## Table 2")[2:]
+    names = [r[0].split(" [")[0] for r in t2]
+    published2 = [n for n in names if n.startswith("*")]
+    assert [n.split(" (published")[0] for n in published2] == [
+        "*CD Resynthesis", "*LM + CD", "*LM + Flow1 + CD", "*LM + Flow1 + Voc", "*LM + Flow2 + Voc"]
+    i = names.index("LM + CD")  # each published row follows our row of the same condition
+    assert names[i + 1].startswith("*LM + CD (published") and "2512.14657" not in names[i + 1]
+    flow2 = t2[names.index(next(n for n in names if n.startswith("*LM + Flow2 + Voc")))][1:]
+    assert flow2[:5] == ["*62.52*", "*0.62*", "*7.66*", "*42*", "*0.56*"]
+    assert flow2[5:7] == ["*3.95*", "*3.55*"]
+    assert "arXiv 2512.14657, Table 1" in md and "arXiv 2512.14657, Table 2" in md
+    assert "PER printed as a fraction in the paper, shown here in %" in md
 
 
 def test_provenance_lists_configs_checkpoints_and_rtf(reported):

@@ -74,3 +74,14 @@ def test_score_eval_scores_conditions_and_ground_truth_and_resumes(corpus, monke
     assert score_eval.main(args) == 0
     assert (scores / "lm_cd.json").stat().st_mtime_ns != mtimes["lm_cd.json"]
     assert (scores / "ground_truth.json").stat().st_mtime_ns == mtimes["ground_truth.json"]
+
+
+def test_score_eval_data_dir_is_stage_1s_output_as_for_infer(corpus, monkeypatch, capsys):
+    """One meaning of --data_dir for every entry point: data/, the split is --split (infer once
+    took data/test where score_eval took data)."""
+    monkeypatch.chdir(corpus)
+    args = ["--config", str(Path(__file__).parents[1] / "conf/score/tiny.yaml"),
+            "--data_dir", "data/test", "--eval_dir", "exp/eval/mini", "--nj", "1", *FAST]
+    assert score_eval.main(args) == 1
+    err = capsys.readouterr().err
+    assert "data/test/test/wav.scp not found" in err and "not a split" in err

@@ -130,6 +130,7 @@ def recipe(tmp_path):
     prompts = {u: np.zeros((P, 9), dtype=np.int32) for u in lengths}
     kaldiio.save_ark(str(dump / "prompt.ark"), prompts, scp=str(dump / "prompt.scp"), write_function="numpy")
     (dump / "utt2num_frames").write_text("".join(f"{u} {n}\n" for u, n in lengths.items()))
+    (dump / "data.json").write_text(json.dumps({"svs_lb_layout": "frame"}))  # stage 2's svs_lb layout
     return tmp_path
 
 
@@ -247,7 +248,7 @@ def save_untrained_recipe(recipe, tag="t", codebook_size=16, ssl_vocab=16):
     voc = load_config(voc_dir / "config.yaml", VocoderConfig)
     torch.save(Generator(voc.generator, voc.mel).state_dict(), voc_dir / "generator.pth")
     infer = recipe / "infer.yaml"
-    infer.write_text("conditions:\n  - name: LM + Flow2 + Voc\n    flow_tag: tiny_flow2_mel\nn_steps: 2\n")
+    infer.write_text("conditions:\n  - name: LM + Flow2 + Voc\n    flow_tag: tiny_flow2_mel\n")
     return infer
 
 

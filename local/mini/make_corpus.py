@@ -1,6 +1,6 @@
 """Generate the embedded mini corpus in ACE-Opencpop's own on-disk format.
 
-    python local/mini/make_corpus.py --config conf/data/mini_corpus.yaml --out_dir downloads/mini
+    python local/mini/make_corpus.py --config conf/data/mini_corpus.yaml --out_dir downloads/mini [--override dev_utts=2]
 
 writes `data/{train,validation,test}-00000-of-00001.parquet` with the columns of the hub's
 `espnet/ace-opencpop-segments` (see svslm/data/ace_opencpop.py), so stage 1 runs the real
@@ -160,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML for MiniCorpusConfig")
     parser.add_argument("--out_dir", required=True, help="corpus directory to write")
+    parser.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. train_songs=3 (repeatable; YAML values)")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = load_config(args.config, MiniCorpusConfig)
+    cfg = load_config(args.config, MiniCorpusConfig, args.override)
     if is_complete(args.out_dir, cfg):
         log.info("%s: mini corpus already complete", args.out_dir)
         return 0

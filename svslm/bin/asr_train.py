@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from svslm.bin.args import add_override
 from svslm.evaluate.ctc_asr import AsrConfig
 from svslm.evaluate.ctc_train import train_ctc
 from svslm.utils.config import load_config
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="ASR YAML (conf/asr/*.yaml)")
     parser.add_argument("--data_dir", required=True, help="directory holding train/, dev/ and test/")
     parser.add_argument("--exp_dir", required=True, help="output model directory")
-    parser.add_argument("--override", action="extend", nargs="+", default=[], help="config override key.path=value")
+    add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     logger = setup_logging(args.verbose)

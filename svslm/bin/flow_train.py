@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from svslm.bin.args import add_override
 from svslm.flow.train import FlowTrainConfig, train, variant_name
 from svslm.utils.config import load_config
 from svslm.utils.logging import setup_logging
@@ -26,8 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="stage 3 decodes: <dir>/<split>/codec_ssl.scp (for condition_source lm_decode)")
     parser.add_argument("--exp_dir", required=True, help="output directory of this model")
     parser.add_argument("--device", default=None, help="torch device (default: the config's train.device)")
-    parser.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. train.max_steps=100 (repeatable)")
+    add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     log = setup_logging(args.verbose)

@@ -1,6 +1,6 @@
 """Stage 6: render every condition of the paper's Table 2 for a test split.
 
-    python -m svslm.bin.infer --config conf/infer/tiny.yaml --data_dir data/test --dump_dir dump \\
+    python -m svslm.bin.infer --config conf/infer/tiny.yaml --data_dir data --split test --dump_dir dump \\
         --lm_dir exp/lm/mini --flow_root exp/flow/mini --vocoder_dir exp/vocoder/mini \\
         --out_dir exp/eval/mini --nj 2
 
@@ -10,38 +10,53 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from svslm.infer.config import InferConfig
+from svslm.bin.args import add_override
+from svslm.infer.config import load_infer_config, select_conditions
 from svslm.infer.run import run_inference
-from svslm.utils.config import ConfigError, load_config
+from svslm.utils.config import ConfigError
 from svslm.utils.logging import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="inference YAML (conf/infer/*.yaml)")
-    parser.add_argument("--data_dir", required=True, help="stage 1 split: wav.scp, utt2dur, score.json")
-    parser.add_argument("--dump_dir", required=True, help="stage 2 output: tokenizers/codec, <split>/codec_ssl.scp")
-    parser.add_argument("--lm_dir", required=True, help="stage 3 run: best/, decode/<split>/codec_ssl.scp")
-    parser.add_argument("--flow_root", required=True, help="stage 4 runs: one directory per flow config")
-    parser.add_argument("--vocoder_dir", required=True, help="stage 5 run")
-    parser.add_argument("--out_dir", required=True, help="where wav/ and manifest.json go")
+    parser.add_argument("--data_dir", help="stage 1 output (data/), as for every entry point; the split is --split")
+    parser.add_argument("--split", default="test", help="the split to render: <data_dir>/<split>/{wav.scp,utt2dur,score.json}")
+    parser.add_argument("--dump_dir", help="stage 2 output: tokenizers/codec, <split>/codec_ssl.scp")
+    parser.add_argument("--lm_dir", help="stage 3 run: best/, decode/<split>/codec_ssl.scp")
+    parser.add_argument("--flow_root", help="stage 4 runs: one directory per flow config")
+    parser.add_argument("--vocoder_dir", help="stage 5 run")
+    parser.add_argument("--out_dir", help="where wav/ and manifest.json go")
+    parser.add_argument("--print_flow_tags", action="store_true",
+                        help="print the flow tags the (selected) conditions render with, one a line, and exit: "
+                             "the flows stage 4 trains (conf/flow/<tag>.yaml)")
     parser.add_argument("--nj", type=int, default=1, help="parallel synthesis processes")
     parser.add_argument("--conditions", nargs="+", default=None,
                         help="render only these (paper names or slugs, e.g. lm_flow2_voc); default: all in the config")
-    parser.add_argument("--override", action="extend", nargs="+", default=[], help="config overrides, e.g. n_steps=4")
+    add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     log = setup_logging(args.verbose)
     try:
-        config = load_config(args.config, InferConfig, args.override)
+        config = load_infer_config(args.config, args.override)
+        if args.conditions:
+            config = select_conditions(config, args.conditions, args.config)
     except (ConfigError, ValueError) as err:
         log.error("%s: %s", args.config, err)
         return 1
+    if args.print_flow_tags:
+        print("\n".join(config.flow_tags()))
+        return 0
+    missing = [f"--{k}" for k in ("data_dir", "dump_dir", "lm_dir", "flow_root", "vocoder_dir", "out_dir")
+               if getattr(args, k) is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
     try:
         manifest = run_inference(
-            config, args.config, args.data_dir, args.dump_dir, args.lm_dir, args.flow_root, args.vocoder_dir,
-            args.out_dir, nj=args.nj, conditions=args.conditions,
+            config, args.config, Path(args.data_dir) / args.split, args.dump_dir, args.lm_dir, args.flow_root, args.vocoder_dir,
+            args.out_dir, nj=args.nj,
         )
     except (RuntimeError, ValueError, FileNotFoundError) as err:
         log.error("%s", err)

@@ -15,9 +15,11 @@ from pathlib import Path
 import kaldiio
 from tqdm import tqdm
 
+from svslm.bin.args import add_override
 from svslm.lm.data import load_split
 from svslm.lm.inference import DecodeConfig, decode, load_lm
 from svslm.utils.config import load_config
+from svslm.utils.device import resolve_device
 from svslm.utils.fileio import atomic_path, atomic_write_text, read_kaldi_map
 from svslm.utils.logging import setup_logging
 
@@ -30,12 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model_dir", required=True, help="checkpoint directory (config.yaml + model.pth)")
     parser.add_argument("--data_json", required=True, help="dump/<split>/data.json")
     parser.add_argument("--out_dir", required=True, help="output directory")
-    parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    add_override(parser)
     args = parser.parse_args(argv)
     log = setup_logging()
 
-    conf = load_config(args.config, DecodeConfig)
-    model, vocab = load_lm(args.model_dir, args.device)
+    conf = load_config(args.config, DecodeConfig, args.override)
+    model, vocab = load_lm(args.model_dir, str(resolve_device(args.device)))
     split = load_split(args.data_json, need_targets=False)
     out_dir = Path(args.out_dir)
     (out_dir / "data").mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from svslm.bin.args import add_override
 from svslm.lm.checkpoint import save_checkpoint
 from svslm.lm.config import LMRecipeConfig
 from svslm.lm.model import SpeechLM
@@ -59,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="stage 3 YAML (its `model` section is used)")
     parser.add_argument("--token_list", required=True, help="codec_ssl token list, one token per line")
     parser.add_argument("--out_dir", required=True, help="output checkpoint directory")
+    add_override(parser)
     args = parser.parse_args(argv)
     log = setup_logging()
 
-    conf = load_config(args.config, LMRecipeConfig)
+    conf = load_config(args.config, LMRecipeConfig, args.override)
     path = Path(args.token_list)
     if not path.is_file():
         parser.error(f"token list not found: {path}")

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from svslm.bin.args import add_override
 from svslm.utils.logging import FORMAT, setup_logging
 
 
@@ -22,8 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train_json", required=True, help="dump/train/data.json")
     parser.add_argument("--valid_json", required=True, help="dump/dev/data.json")
     parser.add_argument("--exp_dir", required=True, help="output directory (checkpoints, logs, best/)")
-    parser.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override a YAML value, e.g. train.max_epochs=2 (repeatable)")
+    add_override(parser)
     parser.add_argument("--local_rank", type=int, default=0, help="set by the deepspeed launcher; unused")
     args = parser.parse_args(argv)
     setup_logging()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from svslm.bin.args import add_override, options_from_overrides
 from svslm.data.prepare import READERS, PrepareConfig, PrepareError, prepare
 from svslm.utils.config import ConfigError, load_config
 from svslm.utils.logging import setup_logging
@@ -27,11 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip_bad", type=_bool, default=False,
                         help="leave bad utterances out (listed in <data_dir>/skipped.txt) instead of failing")
     parser.add_argument("--config", default=None, help="YAML for PrepareConfig (tolerances, dev size)")
+    add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     log = setup_logging(args.verbose)
     try:
-        cfg = load_config(args.config, PrepareConfig) if args.config else PrepareConfig()
+        cfg = (load_config(args.config, PrepareConfig, args.override) if args.config
+               else options_from_overrides(PrepareConfig, args.override, "--override"))
         prepare(args.format, args.db_root, args.data_dir, args.fs, args.nj, args.skip_bad, cfg)
     except (PrepareError, ConfigError, FileNotFoundError) as err:
         log.error("%s", err)

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from svslm.bin.args import add_override
 from svslm.evaluate.scorer import ScoreConfig, ScoreItem, markdown_table, score_items
 from svslm.utils.config import from_dict, load_config
 from svslm.utils.fileio import atomic_write_json, atomic_write_text, read_kaldi_map
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--asr_dir", default="", help="CTC recogniser (asr_train output) for PER when the config leaves it empty")
     parser.add_argument("--nj", type=int, default=1, help="parallel processes")
     parser.add_argument("--name", default=None, help="name of the scored system (default: HYP_DIR's name)")
-    parser.add_argument("--override", action="append", default=[], help="config override key.path=value")
+    add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     logger = setup_logging(args.verbose)

@@ -1,10 +1,11 @@
 """Stage 6 scoring: every condition of an evaluation directory against the test references.
 
-    python -m svslm.bin.score_eval --config conf/score/tiny.yaml --data_dir data \\
+    python -m svslm.bin.score_eval --config conf/score/tiny.yaml --data_dir data [--split test] \\
         --eval_dir exp/eval/mini --nj 2
 
-Scores each `<eval_dir>/wav/<condition>/<utt>.wav` against `<data_dir>/test/wav.scp` (phones for
-PER from `<data_dir>/test/text`), and the references against themselves as the `Ground truth`
+`--data_dir` is stage 1's output directory, as for every entry point (`svslm.bin.infer` too).
+Scores each `<eval_dir>/wav/<condition>/<utt>.wav` against `<data_dir>/<split>/wav.scp` (phones
+for PER from `<data_dir>/<split>/text`), and the references against themselves as the `Ground truth`
 row (its PER is the recogniser's ceiling; its MOS the corpus's). Writes
 `<eval_dir>/scores/<condition>.json` + `.md`, `scores/ground_truth.json` + `.md`, and
 `scores/summary.json` + `summary.md`. A condition whose scores exist for the same wavs and
@@ -14,17 +15,20 @@ config is not scored again. The `ctc` recogniser's empty `model_dir` means exp/a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
 
+from svslm.bin.args import add_override
 from svslm.evaluate.scorer import (
     ScoreConfig,
     ScoreItem,
     ScoreReport,
     markdown_table,
     score_items,
+    scoring_pool,
 )
 from svslm.utils.config import load_config, to_dict
 from svslm.utils.fileio import atomic_write_json, atomic_write_text, read_kaldi_map
@@ -44,8 +48,21 @@ def fingerprint(items: list[ScoreItem]) -> dict[str, list]:
     return out
 
 
+class LazyPool:
+    """The scoring workers, started (models loaded) only when a condition needs scoring, then
+    shared by every condition."""
+
+    def __init__(self, cfg: ScoreConfig, nj: int, stack: contextlib.ExitStack):
+        self.cfg, self.nj, self.stack, self.pool = cfg, nj, stack, None
+
+    def get(self):
+        if self.pool is None and self.nj > 1:
+            self.pool = self.stack.enter_context(scoring_pool(self.cfg, self.nj))
+        return self.pool
+
+
 def score_condition(name: str, slug: str, items: list[ScoreItem], refs: dict[str, str], hyp_names: set[str],
-                    cfg: ScoreConfig, nj: int, scores_dir: Path) -> ScoreReport:
+                    cfg: ScoreConfig, nj: int, scores_dir: Path, pool: LazyPool) -> ScoreReport:
     out_json = scores_dir / f"{slug}.json"
     inputs = fingerprint(items)
     if out_json.is_file():
@@ -53,7 +70,7 @@ def score_condition(name: str, slug: str, items: list[ScoreItem], refs: dict[str
         if old.config == to_dict(cfg) and old.inputs == inputs:
             logger.info("%s: scores up to date in %s", name, out_json)
             return old
-    report = score_items(items, cfg, nj, name=name)
+    report = score_items(items, cfg, nj, name=name, pool=pool.get())
     report.inputs = inputs
     report.only_in_ref = sorted(set(refs) - hyp_names)
     report.only_in_hyp = sorted(hyp_names - set(refs))
@@ -69,10 +86,11 @@ def score_condition(name: str, slug: str, items: list[ScoreItem], refs: dict[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="scoring YAML (conf/score/*.yaml)")
-    parser.add_argument("--data_dir", required=True, help="stage 1 data directory (test/wav.scp, test/text)")
+    parser.add_argument("--data_dir", required=True, help="stage 1 output (data/), as for every entry point")
+    parser.add_argument("--split", default="test", help="the scored split: <data_dir>/<split>/{wav.scp,text}")
     parser.add_argument("--eval_dir", required=True, help="stage 6 evaluation directory (wav/<condition>/)")
     parser.add_argument("--nj", type=int, default=1, help="parallel processes")
-    parser.add_argument("--override", action="extend", nargs="+", default=[], help="config override key.path=value")
+    add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -81,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     for backend in cfg.per.backends:
         if backend.kind == "ctc" and not backend.model_dir:
             backend.model_dir = str(eval_dir.parent.parent / "asr" / eval_dir.name)
-    test = Path(args.data_dir) / "test"
+    test = Path(args.data_dir) / args.split
+    if not (test / "wav.scp").is_file():
+        hint = (" (--data_dir is stage 1's output directory, e.g. data, not a split)"
+                if (Path(args.data_dir) / "wav.scp").is_file() else "")
+        logger.error("%s/wav.scp not found%s", test, hint)
+        return 1
     refs = read_kaldi_map(test / "wav.scp")
     texts = read_kaldi_map(test / "text") if (test / "text").is_file() else {}
     phones = {u: texts[u].split() if u in texts else None for u in refs}
@@ -92,11 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     scores_dir = eval_dir / "scores"
 
     gt_items = [ScoreItem(u, refs[u], refs[u], phones[u]) for u in sorted(refs)]
-    reports = {GROUND_TRUTH[0]: score_condition(GROUND_TRUTH[1], GROUND_TRUTH[0], gt_items, refs, set(refs), cfg, args.nj, scores_dir)}
-    for cond_dir in conditions:
-        hyps = {p.stem: p for p in cond_dir.glob("*.wav")}
-        items = [ScoreItem(u, refs[u], str(hyps[u]), phones[u]) for u in sorted(set(refs) & set(hyps))]
-        reports[cond_dir.name] = score_condition(cond_dir.name, cond_dir.name, items, refs, set(hyps), cfg, args.nj, scores_dir)
+    with contextlib.ExitStack() as stack:
+        pool = LazyPool(cfg, args.nj, stack)
+        reports = {GROUND_TRUTH[0]: score_condition(GROUND_TRUTH[1], GROUND_TRUTH[0], gt_items, refs, set(refs), cfg,
+                                                    args.nj, scores_dir, pool)}
+        for cond_dir in conditions:
+            hyps = {p.stem: p for p in cond_dir.glob("*.wav")}
+            items = [ScoreItem(u, refs[u], str(hyps[u]), phones[u]) for u in sorted(set(refs) & set(hyps))]
+            reports[cond_dir.name] = score_condition(cond_dir.name, cond_dir.name, items, refs, set(hyps), cfg,
+                                                     args.nj, scores_dir, pool)
 
     summary = {
         "config": to_dict(cfg),

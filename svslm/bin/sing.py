@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="sing YAML (conf/sing/paper.yaml for a model trained on ACE-Opencpop)")
     parser.add_argument("--key_shift", type=int, default=0, help="semitones added to every note")
     parser.add_argument("--tempo_scale", type=float, default=1.0, help="> 1 sings faster (times are divided by it)")
-    parser.add_argument("--flow_steps", type=int, default=None, help="Euler steps of the flow (default: the infer config's)")
+    parser.add_argument("--flow_steps", type=int, default=None, help="Euler steps of the flow (default: the flow's own model.sampling.n_steps)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the LM sampling and the flow noise")
     parser.add_argument("--lyrics", default=None, help="MIDI only: lyric text, one syllable per note (characters or pinyin; '-' = melisma)")
     parser.add_argument("--durations", default=None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from svslm.bin.args import add_override
 from svslm.tokenize.pipeline import BadUtterancesError, TokenizeConfig, run_tokenize
 from svslm.utils.config import ConfigError, load_config
 from svslm.utils.logging import setup_logging
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nj", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--skip_bad", choices=["true", "false"], default=None,
                         help="override the config's skip_bad: continue without bad utterances")
-    parser.add_argument("--override", action="extend", nargs="+", default=[], help="config override key.path=value")
+    add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     log = setup_logging(args.verbose)

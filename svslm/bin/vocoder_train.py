@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from svslm.bin.args import add_override
 from svslm.utils.config import load_config
 from svslm.utils.logging import setup_logging
 from svslm.vocoder.config import VocoderConfig
@@ -21,8 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="vocoder YAML (conf/vocoder/*.yaml)")
     parser.add_argument("--data_dir", required=True, help="stage 1 output with train/ and dev/ wav.scp")
     parser.add_argument("--exp_dir", required=True, help="output: config.yaml, checkpoints/, generator.pth")
-    parser.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="config overrides such as train.max_steps=100")
+    add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     log = setup_logging(args.verbose)

@@ -2,8 +2,10 @@
 
 1. The corpus's parser reads the annotation (no audio) into `Utterance`s.
 2. Splits: the corpus's train and test; dev is the corpus's validation split, or, when it has
-   none, the last `dev_size` utterances of sorted train (ESPnet's egs2 rule). A song in test
-   must not appear in train or dev.
+   none, the last `dev_size` good utterances of sorted train (ESPnet's egs2 rule), chosen after
+   the bad ones are left out (step 4), so `skip_bad` cannot empty dev while good ones remain. A
+   train split with no more than `dev_size` good utterances gives a tenth of them (at least one)
+   to dev instead, and the stage says so. A song in test must not appear in train or dev.
 3. Each utterance's score is checked; its audio is read, checked, resampled to `fs` and cut
    to the label's end, in `nj` processes. Every problem of every utterance is collected.
 4. Bad utterances fail the stage (listed in full) or, with `skip_bad`, are left out and listed
@@ -18,6 +20,7 @@ import itertools
 import json
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,14 +129,28 @@ def _process_star(args: tuple[_Task, int, PrepareConfig]) -> _Result:
     return _process(*args)
 
 
-def assign_splits(utts: list[Utterance], dev_size: int) -> dict[str, str]:
-    """utt id -> output split. Without a validation split, dev = last `dev_size` of sorted train."""
-    split_of = {u.utt_id: SPLIT_NAMES[u.corpus_split] for u in utts}
-    if not any(u.corpus_split == "validation" for u in utts):
-        train_ids = sorted(u.utt_id for u in utts if u.corpus_split == "train")
-        for utt_id in train_ids[len(train_ids) - dev_size:] if dev_size > 0 else []:
-            split_of[utt_id] = "dev"
-    return split_of
+def assign_splits(utts: list[Utterance]) -> dict[str, str]:
+    """utt id -> output split as the corpus has it (dev = its validation split; `choose_dev` may
+    move train utterances to dev later)."""
+    return {u.utt_id: SPLIT_NAMES[u.corpus_split] for u in utts}
+
+
+def choose_dev(good_train: list[str], dev_size: int) -> tuple[list[str], str]:
+    """The dev utterances taken out of a corpus without a validation split, and the rule applied.
+
+    ESPnet's rule: the last `dev_size` of sorted train. When train has no more than `dev_size`
+    good utterances, that would leave train empty: a tenth of them (at least one) instead."""
+    ids = sorted(good_train)
+    if dev_size <= 0:
+        return [], "dev_size 0: no dev utterances"
+    if len(ids) > dev_size:
+        return ids[-dev_size:], f"dev = the last {dev_size} of {len(ids)} good train utterances (sorted)"
+    if len(ids) < 2:
+        raise PrepareError(f"train has {len(ids)} good utterance(s): too few to hold out a dev set "
+                           "(the corpus has no validation split)")
+    k = max(1, len(ids) // 10)
+    return ids[-k:], (f"train has only {len(ids)} good utterances, not more than dev_size={dev_size}: "
+                      f"dev = the last {k} (a tenth, at least one), train keeps {len(ids) - k}")
 
 
 def check_song_leak(utts: list[Utterance], split_of: dict[str, str]) -> list[str]:
@@ -234,7 +251,8 @@ def prepare(
     problems = _annotation_problems(utts, cfg.tolerances())
     where = {u.utt_id: u.where for u in reversed(utts)}  # the first place an id occurs
     unique = list({u.utt_id: u for u in utts}.values())
-    split_of = assign_splits(unique, cfg.dev_size)
+    split_of = assign_splits(unique)
+    has_validation = any(u.corpus_split == "validation" for u in unique)
     leaked = check_song_leak(unique, split_of)
     if leaked and not cfg.allow_shared_songs:
         raise PrepareError(
@@ -256,6 +274,16 @@ def prepare(
                 f"{len(problems)} of {len(unique)} utterances are bad (listed above); fix the corpus or "
                 "run with --skip_bad true to leave them out"
             )
+        dev_rule = "dev = the corpus's validation split"
+        if not has_validation:  # dev from the good train utterances: move their wavs over
+            good_train = [u.utt_id for u in unique if split_of[u.utt_id] == "train" and u.utt_id not in problems]
+            dev_ids, dev_rule = choose_dev(good_train, cfg.dev_size)
+            for utt_id in dev_ids:
+                split_of[utt_id] = "dev"
+                moved = str(tmp_dirs["dev"] / "wav" / f"{utt_id}.wav")
+                os.replace(wav_out[utt_id], moved)
+                wav_out[utt_id] = moved
+            (log.warning if "only" in dev_rule else log.info)("%s", dev_rule)
         counts = {}
         for split in OUTPUT_SPLITS:
             good = [results[u.utt_id].utt for u in unique if split_of[u.utt_id] == split and u.utt_id not in problems]
@@ -272,7 +300,7 @@ def prepare(
         log.warning("skipped %d bad utterances, listed in %s", len(problems), skipped)
     else:
         skipped.unlink(missing_ok=True)
-    summary = {"options": options, "splits": counts, "skipped": len(problems)}
+    summary = {"options": options, "splits": counts, "skipped": len(problems), "dev_rule": dev_rule}
     atomic_write_json(marker, summary)
     for split, c in counts.items():
         log.info("%s/%s: %d utterances, %.3f h, %d singers", data_dir, split, c["utts"], c["hours"], c["speakers"])

@@ -31,11 +31,12 @@ from fastdtw import fastdtw
 
 from svslm.evaluate.na import MetricUnavailable
 
+SAMPLE_RATE = 16000  # Hz: VERSA's mcd_f0 in the paper's config; the scorer passes its ScoreConfig.sample_rate
+
 
 @dataclass
 class McdF0Config:
     dtw: bool = False  # false = truncate to the shorter signal (the paper's VERSA config); true = DTW
-    sample_rate: int = 16000  # Hz; both signals are resampled to this before analysis
     f0_min: float = 40.0  # Hz, Harvest's F0 floor
     f0_max: float = 800.0  # Hz, Harvest's F0 ceiling
     frame_shift_ms: float = 5.0  # WORLD frame period
@@ -63,8 +64,8 @@ class WorldFeatures:
     npow: np.ndarray  # [T] frame power in dB relative to the utterance mean
 
 
-def _low_cut(x: np.ndarray, cfg: McdF0Config) -> np.ndarray:
-    taps = scipy.signal.firwin(255, cfg.low_cut_hz / (cfg.sample_rate // 2), pass_zero=False)
+def _low_cut(x: np.ndarray, cfg: McdF0Config, sample_rate: int) -> np.ndarray:
+    taps = scipy.signal.firwin(255, cfg.low_cut_hz / (sample_rate // 2), pass_zero=False)
     return scipy.signal.lfilter(taps, 1, x)
 
 
@@ -79,16 +80,16 @@ def _normalised_power(sp: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(power / power.mean())
 
 
-def _crepe_f0(x: np.ndarray, n_frames: int, cfg: McdF0Config) -> np.ndarray:
+def _crepe_f0(x: np.ndarray, n_frames: int, cfg: McdF0Config, sample_rate: int) -> np.ndarray:
     try:
         import torch
         import torchcrepe
     except Exception as err:  # noqa: BLE001 - torchcrepe imports torchaudio, which fails beside CPU torch
         raise MetricUnavailable(f"torchcrepe F0 extractor unavailable ({type(err).__name__}: {err})")
-    hop = round(cfg.sample_rate * cfg.frame_shift_ms / 1000)
+    hop = round(sample_rate * cfg.frame_shift_ms / 1000)
     audio = torch.from_numpy((x / np.iinfo(np.int16).max).astype(np.float32))[None]
     f0, periodicity = torchcrepe.predict(
-        audio, cfg.sample_rate, hop, cfg.f0_min, cfg.f0_max, cfg.crepe_model,
+        audio, sample_rate, hop, cfg.f0_min, cfg.f0_max, cfg.crepe_model,
         return_periodicity=True, batch_size=512, device="cpu",
     )
     f0 = f0[0].numpy().astype(np.float64)
@@ -97,17 +98,17 @@ def _crepe_f0(x: np.ndarray, n_frames: int, cfg: McdF0Config) -> np.ndarray:
     return np.pad(f0, (0, max(0, n_frames - f0.size)))[:n_frames]
 
 
-def world_features(wav: np.ndarray, cfg: McdF0Config) -> WorldFeatures:
-    """WORLD analysis of a float waveform in [-1, 1] at `cfg.sample_rate`."""
+def world_features(wav: np.ndarray, cfg: McdF0Config, sample_rate: int = SAMPLE_RATE) -> WorldFeatures:
+    """WORLD analysis of a float waveform in [-1, 1] at `sample_rate` Hz."""
     x = np.asarray(wav, dtype=np.float64) * np.iinfo(np.int16).max
-    x = _low_cut(x, cfg)
+    x = _low_cut(x, cfg, sample_rate)
     f0, time_axis = pyworld.harvest(
-        x, cfg.sample_rate, f0_floor=cfg.f0_min, f0_ceil=cfg.f0_max, frame_period=cfg.frame_shift_ms
+        x, sample_rate, f0_floor=cfg.f0_min, f0_ceil=cfg.f0_max, frame_period=cfg.frame_shift_ms
     )
-    sp = pyworld.cheaptrick(x, f0, time_axis, cfg.sample_rate, fft_size=cfg.fft_size)
+    sp = pyworld.cheaptrick(x, f0, time_axis, sample_rate, fft_size=cfg.fft_size)
     mcep = pysptk.sp2mc(sp, cfg.mcep_order, cfg.mcep_alpha)
     if cfg.f0_extractor == "crepe":
-        f0 = _crepe_f0(x, len(f0), cfg)
+        f0 = _crepe_f0(x, len(f0), cfg, sample_rate)
     return WorldFeatures(f0=f0, mcep=mcep, npow=_normalised_power(sp))
 
 
@@ -136,22 +137,34 @@ def _f0_stats(f0_hyp: np.ndarray, f0_ref: np.ndarray) -> dict[str, float | Metri
     return out
 
 
-def mcd_f0(hyp: np.ndarray, ref: np.ndarray, cfg: McdF0Config) -> dict[str, float | MetricUnavailable]:
+def length_mismatch_reason(n_hyp: int, n_ref: int, cfg: McdF0Config) -> str | None:
+    """Why `dtw: false` refuses a pair of `n_hyp` and `n_ref` frames, or None when it accepts it.
+
+    The rule: |n_hyp - n_ref| / (n_hyp + n_ref) must stay under `max_length_mismatch`; the reason
+    quotes the lengths' own ratio, so a reader sees how far apart they are."""
+    mismatch = abs(n_hyp - n_ref) / (n_hyp + n_ref)
+    if mismatch < cfg.max_length_mismatch:
+        return None
+    return (f"the synthesis has {n_hyp} frames and the reference {n_ref}: {n_hyp / n_ref:.1%} of the "
+            f"reference's length; dtw: false accepts |hyp - ref| / (hyp + ref) under "
+            f"{cfg.max_length_mismatch:.0%}, this pair has {mismatch:.1%}")
+
+
+def mcd_f0(hyp: np.ndarray, ref: np.ndarray, cfg: McdF0Config, sample_rate: int = SAMPLE_RATE,
+           ref_features: WorldFeatures | None = None) -> dict[str, float | MetricUnavailable]:
     """{"MCD": dB, "F0_RMSE": Hz, "F0_CORR": Pearson r} of synthesis `hyp` against reference `ref`.
 
-    Both are float waveforms at `cfg.sample_rate`. A metric that cannot be computed for this
-    pair is a `MetricUnavailable` carrying the reason.
+    Both are float waveforms at `sample_rate` Hz (the scorer's ScoreConfig.sample_rate, the one
+    home of the rate). A metric that cannot be computed for this pair is a `MetricUnavailable`
+    carrying the reason. `ref_features`: `world_features(ref, cfg, sample_rate)` made earlier.
     """
-    h, r = world_features(hyp, cfg), world_features(ref, cfg)
+    h = world_features(hyp, cfg, sample_rate)
+    r = ref_features if ref_features is not None else world_features(ref, cfg, sample_rate)
     if not cfg.dtw:
         n_h, n_r = len(h.f0), len(r.f0)
         n = min(n_h, n_r)
-        mismatch = (n_h + n_r - 2 * n) / (n_h + n_r)
-        if mismatch >= cfg.max_length_mismatch:
-            reason = (
-                f"lengths differ by {mismatch:.1%} of frames ({n_h} vs {n_r}), over the "
-                f"{cfg.max_length_mismatch:.0%} that dtw: false accepts"
-            )
+        reason = length_mismatch_reason(n_h, n_r, cfg)
+        if reason:
             return {k: MetricUnavailable(reason) for k in ("MCD", "F0_RMSE", "F0_CORR")}
         return {"MCD": _mcd(h.mcep[:n], r.mcep[:n]), **_f0_stats(h.f0[:n], r.f0[:n])}
 

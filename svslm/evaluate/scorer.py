@@ -11,6 +11,7 @@ metric failing on one utterance is `n/a` for that utterance only.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 from dataclasses import dataclass, field
@@ -21,7 +22,13 @@ import numpy as np
 import scipy.stats
 from tqdm import tqdm
 
-from svslm.evaluate.mcd_f0 import McdF0Config, mcd_f0, mode_name
+from svslm.evaluate.mcd_f0 import (
+    McdF0Config,
+    WorldFeatures,
+    mcd_f0,
+    mode_name,
+    world_features,
+)
 from svslm.evaluate.mos import MosConfig, SheetSsqa, SingMos, dnsmos
 from svslm.evaluate.na import MetricUnavailable, is_na, na_reason, to_jsonable
 from svslm.evaluate.per import PerConfig, load_recognizer, metric_name, phone_errors
@@ -44,12 +51,18 @@ TABLE_COLUMNS: tuple[str, ...] = ("F0_RMSE", "F0_CORR", "MCD", "PER", "Singer-Si
 
 @dataclass
 class ScoreConfig:
-    sample_rate: int = 16000  # Hz; every wav is resampled to this before scoring
+    sample_rate: int = 16000  # Hz; every wav is resampled to this before scoring (the one rate of every metric)
     metrics: list[MetricGroup] = field(default_factory=lambda: list(ALL_GROUPS))  # metric groups to compute
     mcd_f0: McdF0Config = field(default_factory=McdF0Config)
     per: PerConfig = field(default_factory=PerConfig)
     singer_sim: SingerSimConfig = field(default_factory=SingerSimConfig)
     mos: MosConfig = field(default_factory=MosConfig)
+
+    def __post_init__(self) -> None:
+        others = [m for m in self.metrics if m != "mcd_f0"]
+        if self.sample_rate != 16000 and others:
+            raise ValueError(f"sample_rate {self.sample_rate}: the models behind {others} take 16 kHz audio; "
+                             "only mcd_f0 can score at another rate (metrics: [mcd_f0])")
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,8 @@ class UtteranceScorer:
 
     def __init__(self, cfg: ScoreConfig):
         self.cfg = cfg
+        # WORLD analysis of each reference, made once: every condition is scored against the same ones.
+        self._ref_features: dict[tuple[str, int, int], WorldFeatures] = {}
         groups = set(cfg.metrics)
         self.recognizers = [_load(load_recognizer, b) for b in cfg.per.backends] if "per" in groups else []
         self.embedders = {}
@@ -142,6 +157,13 @@ class UtteranceScorer:
         details.update({f"{name}_hyp": " ".join(hyp_phones), f"{name}_edits": err.edits, f"{name}_ref_phones": err.ref_len})
         return err.per
 
+    def _mcd_f0(self, ref_path: str, hyp: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
+        stat = Path(ref_path).stat()
+        key = (str(Path(ref_path).resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in self._ref_features:
+            self._ref_features[key] = world_features(ref, self.cfg.mcd_f0, self.cfg.sample_rate)
+        return mcd_f0(hyp, ref, self.cfg.mcd_f0, self.cfg.sample_rate, ref_features=self._ref_features[key])
+
     def score(self, item: ScoreItem) -> tuple[dict[str, Any], dict[str, Any]]:
         """(metric -> value or MetricUnavailable, details such as transcripts). Raises AudioError."""
         sr = self.cfg.sample_rate
@@ -150,7 +172,7 @@ class UtteranceScorer:
         values: dict[str, Any] = {}
         details: dict[str, Any] = {}
         if "mcd_f0" in self.cfg.metrics:
-            values.update(self._guarded(["MCD", "F0_RMSE", "F0_CORR"], mcd_f0, hyp, ref, self.cfg.mcd_f0))
+            values.update(self._guarded(["MCD", "F0_RMSE", "F0_CORR"], self._mcd_f0, item.ref_path, hyp, ref))
         for i, recognizer in enumerate(self.recognizers):
             name = metric_name(i, self.cfg.per.backends[i])
             if isinstance(recognizer, MetricUnavailable):
@@ -313,7 +335,21 @@ def _init_worker(cfg: ScoreConfig) -> None:
 
     torch.set_num_threads(1)  # nj processes share the cores; more threads each only contend
     global _WORKER
-    _WORKER = UtteranceScorer(cfg)
+    if _WORKER is None or _WORKER.cfg != cfg:  # the models load once per process and config
+        _WORKER = UtteranceScorer(cfg)
+
+
+@contextlib.contextmanager
+def scoring_pool(cfg: ScoreConfig, nj: int):
+    """`nj` worker processes with the scorer's models loaded, for several `score_items` calls
+    (None when nj <= 1: scoring runs in this process)."""
+    if nj <= 1:
+        yield None
+        return
+    # spawn, not fork: a caller that already ran torch or onnxruntime threads cannot leave a
+    # forked child holding a copied, locked thread pool.
+    with multiprocessing.get_context("spawn").Pool(nj, initializer=_init_worker, initargs=(cfg,)) as pool:
+        yield pool
 
 
 def _score_one(item: ScoreItem) -> tuple[str, dict | None, dict | None, str | None]:
@@ -324,22 +360,22 @@ def _score_one(item: ScoreItem) -> tuple[str, dict | None, dict | None, str | No
         return item.utt, None, None, str(err)
 
 
-def score_items(items: list[ScoreItem], cfg: ScoreConfig, nj: int = 1, name: str = "scores") -> ScoreReport:
+def score_items(items: list[ScoreItem], cfg: ScoreConfig, nj: int = 1, name: str = "scores",
+                pool: Any = None) -> ScoreReport:
     """Score every item in `nj` worker processes (in this process when nj == 1, which then sets
-    torch to one thread, as each worker does)."""
+    torch to one thread, as each worker does); `pool`: workers of `scoring_pool(cfg, nj)` to reuse."""
     report = ScoreReport(name=name, infos=metric_infos(cfg), utts={}, config=to_dict(cfg))
     if not items:
         return report
     results = []
-    if nj <= 1:
+    if pool is None and nj <= 1:
         _init_worker(cfg)
         for item in tqdm(items, desc=name):
             results.append(_score_one(item))
     else:
-        # spawn, not fork: a caller that already ran torch or onnxruntime threads cannot leave a
-        # forked child holding a copied, locked thread pool.
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(nj, initializer=_init_worker, initargs=(cfg,)) as pool:
+        with contextlib.ExitStack() as stack:
+            if pool is None:
+                pool = stack.enter_context(scoring_pool(cfg, nj))
             results = list(tqdm(pool.imap_unordered(_score_one, items), total=len(items), desc=name))
     for utt, values, details, error in sorted(results, key=lambda r: r[0]):
         if error is not None:

@@ -30,6 +30,7 @@ from svslm.flow.data import (
 )
 from svslm.flow.model import FlowModel, FlowModelConfig
 from svslm.utils.config import save_config, to_dict
+from svslm.utils.device import resolve_device
 from svslm.utils.fileio import atomic_path, atomic_write_text
 
 log = logging.getLogger("svslm")
@@ -64,7 +65,7 @@ class TrainConfig:
     log_every: int = 50  # steps between tensorboard scalars
     save_every: int = 1000  # steps between checkpoints (one is also written at every epoch end)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
-    device: str = "cpu"  # torch device, unless --device overrides it
+    device: str = "auto"  # torch device (svslm.utils.device: auto = CUDA when present), unless --device overrides it
 
 
 @dataclass
@@ -193,7 +194,7 @@ def train(
 ) -> Path:
     """Train (or resume training) one flow model; returns the path of best.pth."""
     exp_dir = Path(exp_dir)
-    device = torch.device(cfg.train.device)
+    device = resolve_device(cfg.train.device)
     tcfg = cfg.train
     train_examples, bad = load_split(cfg.data.train_split, cfg.model, cfg.data, data_dir, dump_dir, lm_decode_dir)
     valid_examples, bad_valid = load_split(cfg.data.valid_split, cfg.model, cfg.data, data_dir, dump_dir, lm_decode_dir)

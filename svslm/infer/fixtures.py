@@ -111,5 +111,8 @@ def make_recipe(root: Path, lm_utts=tuple(UTTS), flow_tags=("f1c", "f1m", "f2m")
         d.mkdir(parents=True, exist_ok=True)
         for f in files:
             (d / f).write_text("model: {}\n")
+    for tag in flow_tags:  # the flow's own sampling settings, as stage 4 saves them
+        (flow / tag / "config.yaml").write_text("model:\n  sampling: {solver: euler, n_steps: 10, guidance: 0.7}\n")
+    (dump / "test" / "data.json").write_text(json.dumps({"svs_lb_layout": "frame"}))  # stage 2's layout
     return {"data_dir": data, "dump_dir": dump, "lm_dir": lm, "flow_root": flow, "vocoder_dir": voc,
             "out_dir": root / "exp/eval/t"}

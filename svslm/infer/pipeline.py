@@ -14,6 +14,7 @@ is not there is an error naming the file and the stage that makes it.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from svslm.infer.conditions import Condition, get_condition
 from svslm.infer.config import ConditionConfig, InferConfig
 from svslm.tokenize.svs_lb import phones_to_frames, score_to_tokens
 from svslm.utils.config import load_config
+from svslm.utils.device import resolve_device
 from svslm.utils.mel import MelConfig, check_same_mel, mel_spectrogram
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,20 @@ class RecipePaths:
 
     def flow_dir(self, flow_tag: str) -> Path:
         return self.flow_root / flow_tag
+
+    def svs_lb_layout(self) -> str:
+        """The `svs_lb` layout stage 2 tokenized with (the LM was trained on it), from dump/<split>/data.json."""
+        found = {}
+        for path in sorted(self.dump_dir.glob("*/data.json")):
+            layout = json.loads(path.read_text(encoding="utf-8")).get("svs_lb_layout")
+            if layout is not None:
+                found[str(path)] = layout
+        if not found:
+            raise MissingComponentError(f"no {self.dump_dir}/<split>/data.json with svs_lb_layout (stage 2 writes it)")
+        if len(set(found.values())) > 1:
+            raise ValueError("stage 2's splits disagree on the svs_lb layout: "
+                             + ", ".join(f"{p}: {v}" for p, v in found.items()) + " (re-run stage 2)")
+        return next(iter(found.values()))
 
     def missing(self, cond: Condition, cc: ConditionConfig, need_lm_model: bool = False) -> list[str]:
         """What `cond` needs and is absent, each with the stage that writes it."""
@@ -130,6 +146,7 @@ class Synthesizer:
         lm: tuple[Any, Any] | None = None,
         config: InferConfig | None = None,
         decode_conf: Any = None,
+        svs_lb_layout: str | None = None,
     ):
         self.codec = codec
         self.flows = dict(flows or {})
@@ -137,7 +154,8 @@ class Synthesizer:
         self.lm = lm
         self.config = config or InferConfig()
         self.decode_conf = decode_conf
-        self.device = torch.device(self.config.device)
+        self.svs_lb_layout = svs_lb_layout  # stage 2's, for new scores (RecipePaths.svs_lb_layout)
+        self.device = resolve_device(self.config.device)
         self.vocoder_mel = component_mel_config(vocoder, "vocoder") if vocoder is not None else None
         for name, flow in self.flows.items():
             check_flow_fits(flow, get_condition(name))
@@ -176,7 +194,8 @@ class Synthesizer:
             raise MissingComponentError("missing components:\n  " + "\n  ".join(missing))
         conds = [get_condition(cc.name) for cc in selected]
 
-        codec = vocoder = lm = decode_conf = None
+        codec = vocoder = lm = decode_conf = layout = None
+        device = str(resolve_device(config.device))
         if any(c.tokens != "none" or c.decoder == "codec" for c in conds):
             from svslm.tokenize.codec import load_codec
 
@@ -189,7 +208,7 @@ class Synthesizer:
             for cc, cond in zip(selected, conds):
                 if cond.uses_flow:
                     if cc.flow_tag not in loaded:
-                        loaded[cc.flow_tag] = load_flow(paths.flow_dir(cc.flow_tag), device=config.device)
+                        loaded[cc.flow_tag] = load_flow(paths.flow_dir(cc.flow_tag), device=device)
                     flows[cc.name] = loaded[cc.flow_tag]
         if any(c.decoder == "vocoder" for c in conds):
             from svslm.vocoder.inference import load_vocoder
@@ -197,23 +216,24 @@ class Synthesizer:
             mel_flows = [f for n, f in flows.items() if get_condition(n).flow_output == "mel"]
             mel = component_mel_config(mel_flows[0], "flow") if mel_flows else None
             # The vocoder refuses a mel definition other than its own: pass the flow's.
-            vocoder = load_vocoder(paths.vocoder_dir, device=config.device, mel_config=mel)
+            vocoder = load_vocoder(paths.vocoder_dir, device=device, mel_config=mel)
         if need_lm_model and any(c.tokens == "lm" for c in conds):
             from svslm.lm import inference as lm_inference
 
-            lm = lm_inference.load_lm(paths.lm_model_dir, device=config.device)
+            lm = lm_inference.load_lm(paths.lm_model_dir, device=device)
+            layout = paths.svs_lb_layout()
             decode_conf = (load_config(config.decode_config, lm_inference.DecodeConfig) if config.decode_config
                            else lm_inference.DecodeConfig())
-        return cls(codec=codec, flows=flows, vocoder=vocoder, lm=lm, config=config, decode_conf=decode_conf)
+        return cls(codec=codec, flows=flows, vocoder=vocoder, lm=lm, config=config, decode_conf=decode_conf,
+                   svs_lb_layout=layout)
 
     # ---- rendering ------------------------------------------------------------------------------
     def sampling_settings(
         self, condition: str, n_steps: int | None = None, guidance: float | None = None, seed: int | None = None
-    ) -> tuple[int, float, int]:
-        """Flow steps, guidance and seed: the call's, else the condition's, else the config's."""
-        conf_steps, conf_guidance, conf_seed = self.config.sampling(get_condition(condition).name)
-        return (conf_steps if n_steps is None else n_steps, conf_guidance if guidance is None else guidance,
-                conf_seed if seed is None else seed)
+    ) -> tuple[int | None, float | None, int]:
+        """Flow steps and guidance: the call's, else None = the flow's own `model.sampling` (their one
+        home); seed: the call's, else the condition's, else the config's."""
+        return n_steps, guidance, self.config.seed_of(get_condition(condition).name) if seed is None else seed
 
     @torch.no_grad()
     def render(
@@ -324,7 +344,10 @@ class Synthesizer:
             raise MissingComponentError("LM not loaded (Synthesizer.from_recipe(..., need_lm_model=True))")
         from svslm.lm.inference import DecodeConfig, decode
 
-        svs_lb = score_to_tokens(phones, None, layout=self.config.svs_lb_layout, where="new score")
+        if self.svs_lb_layout is None:
+            raise ValueError("the svs_lb layout the LM was trained on is unknown: load the Synthesizer with "
+                             "from_recipe(..., need_lm_model=True), which reads it from dump/<split>/data.json")
+        svs_lb = score_to_tokens(phones, None, layout=self.svs_lb_layout, where="new score")
         _, midi = phones_to_frames(phones, where="new score")
         model, vocab = self.lm
         # n_frames: the drift-free frame count, also when the fork layout rounds each phone on its own.

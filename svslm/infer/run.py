@@ -244,15 +244,23 @@ def components_of(cond: Condition, cc: ConditionConfig, paths: RecipePaths, scp:
     return out
 
 
-def flow_needs_prompt(paths: RecipePaths, cc: ConditionConfig) -> bool:
-    """Read the flow's YAML (`model.use_prompt`) without loading the model."""
+def _flow_model_yaml(paths: RecipePaths, cc: ConditionConfig) -> dict[str, Any]:
+    """The `model` section of a trained flow's config.yaml, read without loading the model ({} when absent)."""
     import yaml
 
     path = paths.flow_dir(cc.flow_tag) / "config.yaml"
     if not cc.flow_tag or not path.is_file():
-        return False
-    conf = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return bool((conf.get("model") or {}).get("use_prompt", False))
+        return {}
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("model") or {}
+
+
+def flow_needs_prompt(paths: RecipePaths, cc: ConditionConfig) -> bool:
+    return bool(_flow_model_yaml(paths, cc).get("use_prompt", False))
+
+
+def flow_sampling(paths: RecipePaths, cc: ConditionConfig) -> dict[str, Any]:
+    """The flow's own sampling settings (`model.sampling`: solver, n_steps, guidance), for the manifest."""
+    return dict(_flow_model_yaml(paths, cc).get("sampling") or {})
 
 
 # ---- the stage -------------------------------------------------------------------------------------
@@ -271,8 +279,9 @@ def plan_condition(
         "flow_tag": cc.flow_tag or None, "components": components_of(cond, cc, paths, scp), "errors": [],
     }
     if cond.uses_flow:
-        n_steps, guidance, seed = config.sampling(cond.name)
-        rec.update(n_steps=n_steps, guidance=guidance, seed=seed, batch_size=config.batch_size)
+        sampling = flow_sampling(paths, cc)
+        rec.update(n_steps=sampling.get("n_steps"), guidance=sampling.get("guidance"), seed=config.seed_of(cond.name),
+                   batch_size=config.batch_size)
     missing = paths.missing(cond, cc) + split_input_problems(cond, inputs, scp, needs_prompt)
     if missing:
         rec.update(status="skipped" if cc.optional else "failed", reason="missing " + "; ".join(missing))

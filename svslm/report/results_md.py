@@ -22,7 +22,7 @@ from svslm.report.scores import (
     metric_unit,
 )
 
-FINAL_CONDITION = "LM + Flow2 + Voc"  # the paper's full system, compared with others in Table 1
+FINAL_CONDITION = "LM + Flow1 + Voc"  # the paper's system in Table 1 (arXiv 2512.14657)
 
 
 @dataclass
@@ -108,7 +108,12 @@ def other_metrics_table(scores: dict[str, SystemScores], notes: Notes) -> list[s
 
 def published_row(row: PublishedRow, tag: str) -> str:
     label = f"*{row.system} (published {tag}, {row.mode})*"
-    values = [f"*{row.values[m.name]:.{m.decimals}f}*" if m.name in row.values else "–" for m in METRICS]
+    def decimals(m: Metric) -> int:
+        if row.printed_decimals is None:
+            return m.decimals
+        return max(0, row.printed_decimals - 2) if m.name == "PER" else row.printed_decimals
+
+    values = [f"*{row.values[m.name]:.{decimals(m)}f}*" if m.name in row.values else "–" for m in METRICS]
     return f"| {label} | " + " | ".join(values) + " |"
 
 
@@ -173,24 +178,32 @@ def render_results(
         "",
         header(scores, "System"),
         our_row("Ground truth (ours)", scores.get(REFERENCE_SLUG), {"slug": GROUND_TRUTH_FILE}, notes),
-        our_row(f"{final.name} (ours)", scores.get(final.slug), status.get(final.slug), notes),
     ]
-    out += [published_row(row, tags[row.source]) for row in published if row.table == 1]
+    # The published systems in the paper's order, ours right after the paper's own row of it.
+    ours_final = our_row(f"{final.name} (ours)", scores.get(final.slug), status.get(final.slug), notes)
+    table1 = [row for row in published if row.table == 1]
+    for row in table1:
+        out.append(published_row(row, tags[row.source]))
+        if row.system == final.name:
+            out.append(ours_final)
+    if not any(row.system == final.name for row in table1):
+        out.append(ours_final)
     other_modes = sorted({row.mode for row in published} - set(by_mode))
     if other_modes:
-        out += ["", (f"The published rows were scored with `{', '.join(other_modes)}`, ours with "
-                     f"`{', '.join(by_mode)}`: their F0_RMSE, F0_CORR and MCD are not directly comparable.")]
+        out += ["", (f"Published rows marked `{', '.join(other_modes)}` were scored in another mode than ours "
+                     f"(`{', '.join(by_mode)}`): their F0_RMSE, F0_CORR and MCD are not directly comparable.")]
     out += ["", "## Table 2: recipe ablation (the paper's conditions)", "", header(scores, "Condition")]
     out.append(our_row("Ground truth", scores.get(REFERENCE_SLUG), {"slug": GROUND_TRUTH_FILE}, notes))
-    for cond in CONDITIONS:
-        if cond.slug not in status and cond.slug not in scores:
-            continue  # not selected in this run
-        label = cond.name + (" (vocoder ceiling; not in the paper)" if cond.name == "GT mel + Voc" else "")
-        out.append(our_row(label, scores.get(cond.slug), status.get(cond.slug), notes))
+    table2 = [row for row in published if row.table == 2]
+    for cond in CONDITIONS:  # the paper's row order; each published row beside our row of the condition
+        if cond.slug in status or cond.slug in scores:  # selected in this run
+            label = cond.name + (" (vocoder ceiling; not in the paper)" if cond.name == "GT mel + Voc" else "")
+            out.append(our_row(label, scores.get(cond.slug), status.get(cond.slug), notes))
+        out += [published_row(row, tags[row.source]) for row in table2 if row.system == cond.name]
+    out += [published_row(row, tags[row.source]) for row in table2 if row.system not in {c.name for c in CONDITIONS}]
     for slug, sc in scores.items():  # systems scored here that are not recipe conditions
         if slug != REFERENCE_SLUG and slug not in {c.slug for c in CONDITIONS}:
             out.append(our_row(sc.name, sc, None, notes))
-    out += [published_row(row, tags[row.source]) for row in published if row.table == 2]
     other = other_metrics_table(scores, notes)
     if other:
         out += ["", "Other metrics computed (not in the paper's tables):", ""] + other

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from svslm.infer.conditions import get_condition
-from svslm.infer.config import InferConfig
+from svslm.infer.config import load_infer_config
 from svslm.sing.diffsinger_ds import F0_CEIL, F0_FLOOR, F0_TIMESTEP, save_ds
 from svslm.sing.durations import read_consonant_table, training_consonant_table
 from svslm.sing.phrases import join_phrases, split_phrases
@@ -40,7 +40,7 @@ SVSLM_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding conf/
 class SingConfig:
     """conf/sing/*.yaml."""
 
-    infer_config: str = "conf/infer/tiny.yaml"  # stage 6 config: each condition's flow directory, flow steps, guidance, svs_lb layout
+    infer_config: str = "conf/infer/tiny.yaml"  # stage 6 config: each condition's flow directory (sampling: the flow's own; svs_lb layout: stage 2's)
     max_phrase_seconds: float = 8.0  # longer scores are cut inside silences into phrases at most this long
     crossfade_seconds: float = 0.04  # consecutive phrases overlap this long inside the silence they are cut in
     pitch_margin: int = 0  # semitones the model may sing beyond the pitch range of its training scores
@@ -138,7 +138,7 @@ def sing(
     if synthesizer is None:
         from svslm.infer.pipeline import RecipePaths, Synthesizer
 
-        infer_config = load_config(resolve_conf_path(config.infer_config), InferConfig)
+        infer_config = load_infer_config(resolve_conf_path(config.infer_config))
         exp = recipe_dir / "exp"
         paths = RecipePaths(dump_dir, exp / "lm" / tag, exp / "flow" / tag, exp / "vocoder" / tag)
         synthesizer = Synthesizer.from_recipe(paths, infer_config, [cond.name], need_lm_model=True)

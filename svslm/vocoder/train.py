@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from svslm.utils.audio import load_wav
 from svslm.utils.config import ConfigError, from_dict, save_config, to_dict
+from svslm.utils.device import resolve_device
 from svslm.utils.fileio import atomic_path
 from svslm.utils.mel import check_same_mel, mel_spectrogram
 from svslm.vocoder.config import VocoderConfig
@@ -37,12 +38,6 @@ from svslm.vocoder.source import f0_loss, frame_f0
 log = logging.getLogger("svslm")
 
 CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)\.pt$")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
