@@ -125,9 +125,8 @@ def synthetic_audio(seconds: float, seed: int) -> np.ndarray:
 
 def build_ssl(directory: Path, seed: int) -> Path:
     import joblib
-    from sklearn.cluster import MiniBatchKMeans
-
     from espnet2.tasks.ssl import SSLTask
+    from sklearn.cluster import MiniBatchKMeans
 
     torch.manual_seed(seed)
     args = ssl_args()
@@ -172,7 +171,7 @@ def owsm_args(token_list: list[str]) -> argparse.Namespace:
 def owsm_token_list(text_chars: str) -> list[str]:
     """OWSM's layout: <blank> <unk> <na> <nospeech> languages tasks <notimestamps> timestamps,
     then the text units, then <sos> <eos> <sop>."""
-    times = [f"<{i * 0.02:.2f}>" for i in range(0, OWSM_SECONDS * 50 + 1)]
+    times = [f"<{i * 0.02:.2f}>" for i in range(OWSM_SECONDS * 50 + 1)]
     return (["<blank>", "<unk>", "<na>", "<nospeech>"] + OWSM_LANGS + OWSM_TASKS + ["<notimestamps>"] + times
             + sorted(set(text_chars)) + ["<sos>", "<eos>", "<sop>"])
 

@@ -7,7 +7,12 @@ from __future__ import annotations
 import pytest
 from espnet_tiny import tiny
 
-from svslm.evaluate.per import AsrBackendConfig, OwsmRecognizer, load_recognizer, text_to_phones
+from svslm.evaluate.per import (
+    AsrBackendConfig,
+    OwsmRecognizer,
+    load_recognizer,
+    text_to_phones,
+)
 
 # ESPnet is imported inside the tests: the main suite collects this file without ESPnet installed.
 pytestmark = pytest.mark.espnet

@@ -38,7 +38,7 @@ def load_espnet_model(task, config_file: str | Path, model_file: str | Path, dev
     if isinstance(state, dict) and "module" in state:  # a DeepSpeed checkpoint, as ESPnet accepts
         state = state["module"]
     if not isinstance(state, dict):
-        raise ValueError(f"{model_file}: not a state dict (got {type(state).__name__})")
+        raise TypeError(f"{model_file}: not a state dict (got {type(state).__name__})")
     result = model.load_state_dict(state, strict=False)
     problems = []
     if result.missing_keys:
