@@ -42,7 +42,7 @@ if $with_espnet || [ -d "${site}/espnet2" ]; then
     # the skipped pins; README says why that is fine.
     pip install --no-deps espnet==202511
     pip install "typeguard>=4,<5" humanfriendly configargparse einops torch_complex h5py jamo \
-        sentencepiece espnet_tts_frontend hydra-core opt_einsum
+        "sentencepiece==0.2.0" espnet_tts_frontend hydra-core opt_einsum
     # gan_codec imports torchaudio; PyPI's wheel carries compiled ops built for another torch
     # (a CUDA build) that cannot load here. ESPnet's codec only uses torchaudio's pure-Python
     # transforms, so the compiled libraries are removed and torchaudio's Python part is kept.
