@@ -26,7 +26,7 @@ pip install --upgrade "pip>=23" "setuptools<81" wheel
 pip install torch==2.13.0
 pip install -e ".[dev]"
 
-# fastdtw's C extension (100x faster DTW for MCD) is built only from source, without build
+# fastdtw's C extension (MCD's DTW in C rather than pure Python) is built only from source, without build
 # isolation (numpy and cython must be visible) and not from pip's cache, which may hold a wheel
 # an isolated build made without it. Its setup.py falls back to pure Python silently: check.
 pip install cython
