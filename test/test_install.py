@@ -5,8 +5,8 @@ import importlib
 
 
 def test_fastdtw_has_its_c_extension():
-    # install.sh builds it from source; a pure-Python fastdtw (pip's cached wheel) is ~100x slower
-    # in the DTW mode of MCD and only works by falling back silently.
+    # install.sh builds it from source; pip's cached wheel may be the pure-Python fallback, which
+    # fastdtw's setup.py installs silently when the build fails (MCD's DTW mode then runs in Python).
     extension = importlib.import_module("fastdtw._fastdtw")
     assert extension.__file__.endswith(".so")
     import fastdtw
