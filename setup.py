@@ -37,10 +37,9 @@ extras_require = {
     "dev": ["pytest>=8", "pytest-timeout>=2", "ruff>=0.5"],
     # torchdiffeq's adaptive ODE solvers for flow sampling; Euler and midpoint are built in.
     "flow": ["torchdiffeq>=0.2"],
-    # ESPnet-Codec (DAC 16 kHz) and XEUS loaders. The PyPI espnet release pins setuptools < 74
-    # and conflicts with torch 2.13 on some resolvers: install it by hand on a cluster, never as a
-    # core dependency.
-    "espnet": ["espnet", "espnet_model_zoo"],
+    # No `espnet` extra: ESPnet's own requirements cannot resolve beside svslm's (pypinyin <= 0.44,
+    # setuptools < 74, a direct-URL dependency). `./install.sh --espnet` installs ESPnet 202511
+    # without them and adds what its codec, SSL and speech-to-text code imports.
 }
 
 setup(

@@ -63,7 +63,7 @@ def test_hubert_from_a_local_directory_gives_one_frame_per_320_samples(tmp_path)
 def test_missing_models_are_named():
     with pytest.raises(FileNotFoundError, match="local transformers HuBERT directory"):
         HubertFeatures(SSLConfig(backend="hubert", model_path="/nowhere"))
-    with pytest.raises(FileNotFoundError, match="XEUS checkpoint"):
+    with pytest.raises(FileNotFoundError, match=r"XEUS checkpoint .*ssl.model_path='/nowhere.pth', ssl.config_path=''"):
         XeusFeatures(SSLConfig(backend="xeus", model_path="/nowhere.pth"))
 
 
@@ -74,6 +74,8 @@ def test_xeus_names_the_missing_extra(tmp_path):
         pass
     else:
         pytest.skip("espnet is installed here; the missing-extra message cannot be seen")
-    (tmp_path / "xeus.pth").write_text("x")
-    with pytest.raises(ImportError, match=r"optional ESPnet extra \(pip install -e '\.\[espnet\]'\)"):
-        XeusFeatures(SSLConfig(backend="xeus", model_path=str(tmp_path / "xeus.pth")))
+    for name in ("xeus.pth", "config.yaml"):
+        (tmp_path / name).write_text("x")
+    with pytest.raises(ImportError, match=r"needs ESPnet \(install it with \./install\.sh --espnet\)"):
+        XeusFeatures(SSLConfig(backend="xeus", model_path=str(tmp_path / "xeus.pth"),
+                               config_path=str(tmp_path / "config.yaml")))

@@ -13,7 +13,8 @@ Backends (`AsrBackendConfig.kind`), each from a local path, each `n/a` with the 
   `svslm.bin.asr_train` on the training audio; the only one available offline.
 - `whisper`: a Whisper checkpoint in Hugging Face transformers format; its Chinese characters are
   turned into phones through pypinyin and the Opencpop syllable table (svslm.data.phonemes).
-- `owsm`: an ESPnet OWSM model directory (`config.yaml` + `model.pth`), needing the optional espnet.
+- `owsm`: an ESPnet OWSM model directory (`config.yaml` + `model.pth`), with ESPnet installed
+  (`./install.sh --espnet`).
 """
 from __future__ import annotations
 
@@ -108,10 +109,19 @@ class WhisperRecognizer:
 
 
 class OwsmRecognizer:
+    """ESPnet's OWSM through `espnet2.bin.s2t_inference.Speech2Text` (ESPnet 202511).
+
+    Speech2Text's best hypothesis is (text, tokens, token ids, text_nospecial, hyp); `text` starts
+    with the prompt's tags (`<zho><asr><notimestamps>`) and may hold timestamps, `text_nospecial`
+    is the transcript alone, which is what is scored."""
+
     name = "owsm"
 
     def __init__(self, model_dir: Path, language: str):
-        from espnet2.bin.s2t_inference import Speech2Text  # optional extra: espnet
+        try:
+            from espnet2.bin.s2t_inference import Speech2Text
+        except ImportError as err:
+            raise ImportError(f"the owsm recogniser needs ESPnet (install it with ./install.sh --espnet): {err}") from err
 
         # OWSM writes ISO 639-3 language symbols (<zho>); Whisper takes ISO 639-1 (zh).
         lang = {"zh": "zho", "en": "eng", "ja": "jpn"}.get(language, language)
@@ -120,9 +130,12 @@ class OwsmRecognizer:
             device="cpu", lang_sym=f"<{lang}>", task_sym="<asr>", beam_size=5,
         )
 
+    def transcribe(self, wav: np.ndarray) -> str:
+        """16 kHz float waveform -> the best hypothesis's text without tags or timestamps."""
+        return self.model(np.asarray(wav, dtype=np.float32))[0][3]
+
     def recognize(self, wav: np.ndarray) -> list[str]:
-        text = self.model(np.asarray(wav, dtype=np.float32))[0][0]
-        return text_to_phones(text)
+        return text_to_phones(self.transcribe(wav))
 
 
 def load_recognizer(cfg: AsrBackendConfig) -> PhoneRecognizer:

@@ -2,7 +2,7 @@
 
 One interface (`CodecTokenizer`), two backends:
 - `espnet`: ESPnet-Codec DAC (16 kHz, 8 x 1024), the paper's codec, loaded from a local checkpoint
-  and config through the optional `espnet` extra.
+  and config with ESPnet 202511 (`./install.sh --espnet`).
 - `mini`: a codec fitted on the corpus's training audio inside the recipe, with the same shape:
   residual k-means over log-mel frames (8 codebooks), decoded by Griffin-Lim mel inversion. It is
   what a CPU machine without the ESPnet-Codec weights can run end to end; its reconstruction is
@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from svslm.tokenize.espnet_load import import_task, load_espnet_model
 from svslm.tokenize.kmeans import fit_kmeans, nearest, sample_frames
 from svslm.utils.config import load_config, save_config
 from svslm.utils.fileio import atomic_save_npy
@@ -158,8 +159,15 @@ class MiniCodec(CodecTokenizer):
 
 class EspnetCodec(CodecTokenizer):
     """ESPnet-Codec (DAC) through `espnet2.tasks.gan_codec.GANCodecTask`, as ESPnet-SpeechLM's
-    codec tokenizer loads it. The generator's encoder + residual VQ give the codes, the
-    quantizer's `decode` the summed code vectors (the latent) and the generator's decoder audio."""
+    codec tokenizer uses it: the generator's encoder + residual VQ give the codes (the first 8
+    codebooks), the quantizer's `decode` the summed code vectors (the latent) and the generator's
+    decoder (ESPnet's `decode_continuous`) the audio.
+
+    The codes are asked for at the bandwidth of exactly 8 codebooks: a residual VQ's first 8 codes
+    do not depend on how many follow, so they equal ESPnet-SpeechLM's (which encodes at the
+    config's largest bandwidth and keeps the first 8), while a config whose largest bandwidth
+    gives fewer than 8 still yields 8 or fails here. The checkpoint is loaded strictly and every
+    codebook must be initialised (svslm.tokenize.espnet_load)."""
 
     def __init__(self, config: CodecConfig):
         files = {"codec.model_file": config.model_file, "codec.config_file": config.config_file}
@@ -169,15 +177,8 @@ class EspnetCodec(CodecTokenizer):
                 "the espnet codec backend needs a local ESPnet-Codec checkpoint and its config "
                 f"(e.g. ftshijt/espnet_codec_dac_large_v1.4_360epoch); not found: {', '.join(missing)}"
             )
-        try:
-            from espnet2.tasks.gan_codec import GANCodecTask
-        except ImportError as err:
-            raise ImportError(
-                "the espnet codec backend needs the optional ESPnet extra "
-                f"(pip install -e '.[espnet]'); importing espnet2.tasks.gan_codec failed: {err}"
-            ) from err
-        model, _ = GANCodecTask.build_model_from_file(config.config_file, config.model_file, config.device)
-        model.eval()
+        task = import_task("gan_codec", "GANCodecTask", "the espnet codec backend")
+        model, _ = load_espnet_model(task, config.config_file, config.model_file, config.device)
         self.config = config
         self.device = torch.device(config.device)
         self._generator = model.codec.generator
@@ -192,16 +193,29 @@ class EspnetCodec(CodecTokenizer):
             raise ValueError(
                 f"{config.model_file}: codebooks have {self.codebook_size} codes, config says {config.codebook_size}"
             )
+        quantizer = self._generator.quantizer
+        layers = quantizer.vq.layers[:N_CODEBOOKS]
+        uninitialised = [i for i, layer in enumerate(layers) if not bool(layer._codebook.inited.item())]
+        if uninitialised:
+            raise ValueError(
+                f"{config.model_file}: codebooks {uninitialised} were never initialised (inited = 0: the "
+                "checkpoint was saved before any training step, or is not this codec's)"
+            )
+        # the bandwidth of exactly 8 codebooks at this frame rate (ESPnet: floor(bw / per-codebook bw))
+        self.target_bandwidth = N_CODEBOOKS * quantizer.get_bandwidth_per_quantizer(self._generator.frame_rate)
         with torch.no_grad():
-            probe = self._generator.quantizer.decode(torch.zeros(N_CODEBOOKS, 1, 1, dtype=torch.long, device=self.device))
+            probe = quantizer.decode(torch.zeros(N_CODEBOOKS, 1, 1, dtype=torch.long, device=self.device))
         self.embed_dim = int(probe.shape[1])  # quantizer output [B, D, T]
 
     @torch.no_grad()
     def encode(self, wav: np.ndarray) -> np.ndarray:
         n_frames = len(wav) // HOP_LENGTH
         x = torch.as_tensor(np.asarray(wav, dtype=np.float32), device=self.device).view(1, 1, -1)
-        codes = self._generator.encode(x)  # [n_q, B, T']
-        codes = codes[:N_CODEBOOKS, 0].T[:n_frames]  # [T, 8]; the encoder pads the last partial frame
+        codes = self._generator.encode(x, target_bw=self.target_bandwidth)  # [n_q, B, T']
+        if codes.shape[0] != N_CODEBOOKS:
+            raise ValueError(f"{self.config.model_file}: codec gave {codes.shape[0]} codebooks at "
+                             f"{self.target_bandwidth} kbps, svslm needs {N_CODEBOOKS}")
+        codes = codes[:, 0].T[:n_frames]  # [T, 8]; the encoder pads the last partial frame
         if len(codes) < n_frames:
             raise ValueError(f"codec gave {len(codes)} frames for {len(wav)} samples (expected {n_frames})")
         return codes.cpu().numpy().astype(np.int64)

@@ -277,15 +277,19 @@ def _shard_done(split_dir: Path, index: int, utts: list[str]) -> bool:
 def tokenize_utterance(codec: CodecTokenizer, ssl: SSLTokenizer, wav: np.ndarray, phones: list[dict],
                        layout: str, max_mismatch: int, where: str) -> tuple[np.ndarray, list[str]]:
     """One utterance -> (codec_ssl int32 [T, 9], svs_lb tokens). Raises on bad audio or score."""
-    codes = codec.encode(wav)  # [Tc, 8]
-    ssl_ids = ssl.encode(wav)  # [Ts]
-    if abs(len(codes) - len(ssl_ids)) > 2:
-        raise ValueError(f"{where}: codec gives {len(codes)} frames but SSL {len(ssl_ids)}")
-    n_frames = min(len(codes), len(ssl_ids))
+    # Frame rule: N samples are N // 320 frames for the codec and for every SSL backend (the last
+    # partial frame, under 20 ms, is the only audio left out); the streams must agree exactly,
+    # so no frame is dropped to make them fit.
+    codes = codec.encode(wav)  # [T, 8]
+    ssl_ids = ssl.encode(wav)  # [T]
+    n_frames = len(wav) // 320
+    if len(codes) != n_frames or len(ssl_ids) != n_frames:
+        raise ValueError(f"{where}: {len(wav)} samples are {n_frames} frames, but the codec gives {len(codes)} "
+                         f"and SSL {len(ssl_ids)}")
     if n_frames == 0:
         raise ValueError(f"{where}: audio shorter than one frame")
     tokens = score_to_tokens(phones, n_frames, layout=layout, max_mismatch=max_mismatch, where=where)
-    codec_ssl = np.concatenate([ssl_ids[:n_frames, None], codes[:n_frames]], axis=1).astype(np.int32)
+    codec_ssl = np.concatenate([ssl_ids[:, None], codes], axis=1).astype(np.int32)
     return codec_ssl, tokens
 
 

@@ -5,9 +5,12 @@ Feature backends:
   computed from the shared log-mel (so frames align one to one with the codec's) and
   mean/variance-normalised per utterance.
 - `hubert`: a transformers `HubertModel` from a local directory, hidden states of `layer`.
-- `xeus`: XEUS through the optional `espnet` extra (`espnet2.tasks.ssl.SSLTask`), layer 18 in the
-  paper.
-Layers count from 1 (the first transformer block's output), as ESPnet's `--ssl_nlayer`.
+- `xeus`: XEUS through ESPnet 202511 (`espnet2.tasks.ssl.SSLTask`; `./install.sh --espnet`),
+  layer 18 in the paper.
+`layer` indexes each backend's own list of hidden states: for `hubert` transformers'
+`hidden_states` (0 is before block 1, L the output of block L); for `xeus` ESPnet-SpeechLM's
+`--ssl_nlayer` (0 is block 1's output; see XeusFeatures). Every backend gives N // 320 frames for
+N samples, as the codec does.
 `load_ssl_tokenizer(dir)` rebuilds the tokenizer from `dump/tokenizers/ssl/`.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ import librosa
 import numpy as np
 import torch
 
+from svslm.tokenize.espnet_load import import_task, load_espnet_model
 from svslm.tokenize.kmeans import fit_kmeans, nearest, sample_frames
 from svslm.utils.config import load_config, save_config
 from svslm.utils.fileio import atomic_save_npy
@@ -33,9 +37,9 @@ HOP_LENGTH = 320  # 50 fps at 16 kHz
 class SSLConfig:
     backend: Literal["mini", "hubert", "xeus"] = "mini"  # feature extractor (see the module docstring)
     n_clusters: int = 5000  # k-means size = SSL vocabulary (5000 in the paper)
-    layer: int = 18  # hubert/xeus: which transformer block's output, counted from 1
+    layer: int = 18  # hubert/xeus: which hidden state (the module docstring says how each backend counts)
     model_path: str = ""  # hubert: a transformers model directory; xeus: the checkpoint .pth
-    config_path: str = ""  # xeus: the model's config.yaml
+    config_path: str = ""  # xeus: the model's config.yaml (required: its key names must match the checkpoint)
     # A k-means fitted elsewhere (joblib, like ESPnet's km_5000.mdl) used instead of fitting one:
     # the paper's SSL ids must be those the pretrained LM was trained with.
     kmeans_path: str = ""
@@ -95,31 +99,52 @@ class HubertFeatures(FeatureExtractor):
 
 
 class XeusFeatures(FeatureExtractor):
+    """XEUS (or any ESPnet `SSLTask` model) features of one encoder layer.
+
+    `layer` counts as ESPnet-SpeechLM's `--ssl_nlayer` does: from 0 over the encoder blocks'
+    outputs, the last block's taken after the encoder's final LayerNorm (ESPnet's `encode` with
+    `use_final_output`). XEUS has 19 blocks, so the paper's 18 is the final output.
+
+    Frames: the wav2vec CNN front end (window 400, stride 320) gives floor((N - 400) / 320) + 1
+    frames, one fewer than the codec's N // 320 when N mod 320 < 80. The input is padded on the
+    right with 80 zeros, which gives N // 320 frames; frame i still reads samples
+    [320 i, 320 i + 400), so wherever ESPnet gives a frame, the padded input gives it the same
+    window, and the frame ESPnet would drop (with the codec's last frame) is kept.
+    """
+
+    right_pad = 80
+
     def __init__(self, config: SSLConfig):
-        if not config.model_path or not Path(config.model_path).is_file():
+        files = {"ssl.model_path": config.model_path, "ssl.config_path": config.config_path}
+        missing = [f"{key}={path!r}" for key, path in files.items() if not path or not Path(path).is_file()]
+        if missing:
             raise FileNotFoundError(
-                f"the xeus SSL backend needs ssl.model_path = the XEUS checkpoint (.pth); got {config.model_path!r}"
+                "the xeus SSL backend needs the XEUS checkpoint (.pth) and its config.yaml "
+                f"(espnet/xeus: model/xeus_checkpoint_new.pth, model/config.yaml); not found: {', '.join(missing)}"
             )
-        try:
-            from espnet2.tasks.ssl import SSLTask
-        except ImportError as err:
-            raise ImportError(
-                "the xeus SSL backend needs the optional ESPnet extra (pip install -e '.[espnet]'); "
-                f"importing espnet2.tasks.ssl failed: {err}"
-            ) from err
-        model, _ = SSLTask.build_model_from_file(config.config_path or None, config.model_path, config.device)
-        self.model = model.eval()
+        task = import_task("ssl", "SSLTask", "the xeus SSL backend")
+        self.model, _ = load_espnet_model(task, config.config_path, config.model_path, config.device)
+        n_blocks = len(self.model.encoder.encoders)
+        if not 0 <= config.layer < n_blocks:
+            raise ValueError(f"ssl.layer={config.layer} but {config.model_path} has layers 0..{n_blocks - 1} "
+                             "(counted from 0 as ESPnet-SpeechLM's --ssl_nlayer)")
         self.layer = config.layer
+        self.n_blocks = n_blocks
+        self.where = config.model_path
         self.device = torch.device(config.device)
 
     @torch.no_grad()
     def __call__(self, wav: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(wav, dtype=np.float32), device=self.device)[None]
+        wav = np.asarray(wav, dtype=np.float32)
+        x = torch.as_tensor(np.pad(wav, (0, self.right_pad)), device=self.device)[None]
         lengths = torch.tensor([x.shape[1]], device=self.device)
-        layers = self.model.encode(x, lengths, use_mask=False, use_final_output=False)[0]  # one [B, T, D] per block
-        if not 1 <= self.layer <= len(layers):
-            raise ValueError(f"ssl.layer={self.layer} but XEUS returned {len(layers)} layers")
-        return layers[self.layer - 1][0].cpu().numpy()
+        # ESPnet's own SSL front end call: no masking, every block's output
+        final, layers, _ = self.model.inference_encode(x, lengths, use_mask=False, use_final_output=False)
+        feats = final if self.layer == self.n_blocks - 1 else layers[self.layer]
+        if feats.shape[1] != len(wav) // HOP_LENGTH:
+            raise ValueError(f"{self.where}: {feats.shape[1]} frames for {len(wav)} samples, expected "
+                             f"{len(wav) // HOP_LENGTH} (is its front end XEUS's, window 400 and stride 320?)")
+        return feats[0].cpu().numpy()
 
 
 FEATURES = {"mini": MfccFeatures, "hubert": HubertFeatures, "xeus": XeusFeatures}
