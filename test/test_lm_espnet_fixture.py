@@ -150,3 +150,22 @@ def test_saved_checkpoint_reloads_identically(example, tmp_path):
         assert key in config, key
     state = torch.load(tmp_path / "again/model.pth", weights_only=True)
     assert torch.equal(state["criterion.lm_head.weight"], state["corelm.lm_head.weight"])
+
+
+def test_lm_probe_reproduces_the_fixture(fx, tmp_path, capsys):
+    from svslm.cli import main as cli
+
+    expected = json.loads((fx / "example/expected.json").read_text())
+    assert cli(["lm-probe", str(fx / "extended/model.pth"), "--config", str(fx / "example/config.yaml"),
+                "--out_dir", str(tmp_path), "--inputs", str(fx / "example/inputs.json"), "--greedy_frames", "12"]) == 0
+    printed = capsys.readouterr().out
+    assert "ssl            [256, 272)  <ssl_code1> .. <ssl_code16>" in printed
+    assert "stale copy" in printed and "head_emb has 12 rows" in printed
+    assert np.array_equal(np.load(tmp_path / "sequence.npy"), np.load(fx / "example/dec_seq.npy"))
+    assert np.abs(np.load(tmp_path / "logits.npy") - np.load(fx / "example/logits.npy")).max() <= 1e-4
+    probe = json.loads((tmp_path / "probe.json").read_text())
+    assert abs(probe["loss"] - expected["loss"]["value"]) <= 1e-4 * expected["loss"]["value"]
+    assert probe["greedy_frames_global"] == expected["greedy"]["full_frames_global"]
+    assert cli(["lm-probe", str(fx / "extended/model.pth"), "--config", str(fx / "example/config.yaml"),
+                "--out_dir", str(tmp_path / "d"), "--delayed_input", str(fx / "example/delayed_input.npy")]) == 0
+    assert np.abs(np.load(tmp_path / "d/logits.npy") - np.load(fx / "example/logits.npy")).max() <= 1e-4

@@ -24,7 +24,7 @@ import yaml
 from svslm.lm.model import LossConfig, SpeechLM
 from svslm.lm.sequence import SequenceConfig
 from svslm.lm.vocab import Vocabulary, VocabularyError
-from svslm.utils.config import ConfigError, from_dict
+from svslm.utils.config import ConfigError, from_dict, set_by_path
 from svslm.utils.fileio import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -196,14 +196,21 @@ def _sequence_config(config: dict, where: str) -> SequenceConfig:
 
 
 def load_checkpoint(path: str | Path, loss: LossConfig | None = None, attn_implementation: str = "sdpa",
-                    config: str | Path | None = None) -> SpeechLM:
+                    config: str | Path | None = None, overrides: list[str] | None = None) -> SpeechLM:
     """Build the model an ESPnet-SpeechLM checkpoint describes and load its weights (float32, CPU).
 
     `path`: a checkpoint directory or a weights file; `config`: a config.yaml other than the one
-    beside it. `loss`: the loss settings (default: the config's modality_weights and loss_type).
+    beside it; `overrides`: `key.path=value` edits of that config.yaml. `loss`: the loss settings
+    (default: the config's modality_weights and loss_type).
     The returned model carries `config_yaml`, `sequence` (SequenceConfig) and `load_notes`."""
     weights, config_path, notes = find_files(path, config)
     cfg = read_config(config_path)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise CheckpointError(f"override {item!r} must look like key.path=value")
+        set_by_path(cfg, key, yaml.safe_load(raw))
+        notes.append(f"config.yaml override {key} = {raw}")
     try:
         vocab = Vocabulary(cfg["token_list"], cfg["token_bias"], source=f"{config_path} token_list")
     except VocabularyError as err:
