@@ -49,7 +49,7 @@ def build(size: str):
     from svslm.bin.lm_make_pretrained import pretrained_token_list
 
     tokens, _ = pretrained_token_list(codec_ssl_tokens(ssl_vocab, 8, codebook), 32)
-    vocab = Vocabulary(tokens + ["<svs_lb_start/end>", "<svs_task>"] + svs_lb_tokens())
+    vocab = Vocabulary(tokens + svs_lb_tokens())  # the svs markers are in ESPnet's special block
     model = SpeechLM(conf, vocab).eval()
     model.init_weights(0)
     return model, vocab, ssl_vocab, codebook, prompt_len
