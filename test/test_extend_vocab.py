@@ -87,9 +87,14 @@ def test_init_is_chosen_in_yaml_and_seeded(tmp_path):
 
 def test_bad_checkpoints_are_refused_with_a_reason(tmp_path):
     make_checkpoint(tmp_path / "pre")
-    with pytest.raises(CheckpointError, match="modality svs_lb is already in the vocabulary"):
-        extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "a") and None
-        extend_checkpoint(tmp_path / "a", SVS, tmp_path / "b")
+    extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "a")
+    # An already extended checkpoint (e.g. one the fork fine-tuned) passes through unchanged ...
+    assert extend_checkpoint(tmp_path / "a", SVS, tmp_path / "b")["appended"] == 0
+    assert _load(tmp_path / "b")[0]["token_list"] == _load(tmp_path / "a")[0]["token_list"]
+    assert torch.equal(_load(tmp_path / "b")[1]["corelm.emb.weight"], _load(tmp_path / "a")[1]["corelm.emb.weight"])
+    # ... unless it lacks some of the tokens: its block cannot grow.
+    with pytest.raises(CheckpointError, match="svs_lb is already in the vocabulary .* lacks 1 of the tokens: .'svs_new'"):
+        extend_checkpoint(tmp_path / "a", SVS + ["svs_new"], tmp_path / "c")
     state = torch.load(tmp_path / "pre/model.pth", weights_only=True)
     state["corelm.emb.weight"] = torch.cat([state["corelm.emb.weight"], state["corelm.emb.weight"][:2]])
     torch.save(state, tmp_path / "pre/model.pth")

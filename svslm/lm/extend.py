@@ -126,8 +126,17 @@ def extend_checkpoint(pretrained: str | Path, svs_tokens: list[str], out_dir: st
         if flat[key].shape[0] != len(old_vocab):
             raise CheckpointError(f"{weights}: {key} has {flat[key].shape[0]} rows but {config_path}'s token_list has "
                                   f"{len(old_vocab)} tokens; the checkpoint does not match its vocabulary")
-    tokens, raw, renamed = extend_token_list(old_vocab.token_list, old_vocab.token_bias, [(modality, svs_tokens)],
-                                             conf.tasks)
+    if modality in old_vocab.token_bias:  # e.g. a checkpoint the paper's fork fine-tuned: nothing to add
+        start, end = old_vocab.token_bias[modality]
+        missing = [t for t in svs_tokens if t not in old_vocab.token_list[start:end]]
+        if missing:
+            raise CheckpointError(f"{config_path}: modality {modality} is already in the vocabulary ([{start}, {end})) "
+                                  f"but lacks {len(missing)} of the tokens: {missing[:20]}; its block cannot grow")
+        tokens, raw, renamed = extend_token_list(old_vocab.token_list, old_vocab.token_bias, [], conf.tasks)
+        log.info("%s: %s is already in the vocabulary with every token; checkpoint rewritten unchanged", config_path, modality)
+    else:
+        tokens, raw, renamed = extend_token_list(old_vocab.token_list, old_vocab.token_bias,
+                                                 [(modality, svs_tokens)], conf.tasks)
     n_new = len(tokens) - len(old_vocab)
     grown = dict(flat)
     for key in GROWN:
