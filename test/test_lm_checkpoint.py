@@ -13,7 +13,12 @@ import yaml
 
 from svslm.bin import lm_make_pretrained
 from svslm.lm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from svslm.lm.vocab import Vocabulary, VocabularyError, codec_ssl_tokens, process_token_bias
+from svslm.lm.vocab import (
+    Vocabulary,
+    VocabularyError,
+    codec_ssl_tokens,
+    process_token_bias,
+)
 
 TINY_YAML = """
 model: {hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2,

@@ -129,7 +129,7 @@ def test_ssl_id0_quirk_reproduced(example, fx):
 
 
 def test_greedy_decode_equals_espnet(example, fx):
-    model, inputs, expected = example
+    model, _, expected = example
     greedy = expected["greedy"]
     prefix = np.load(fx / "example/prefill.npy")
     frames = greedy_frames(model, prefix, len(greedy["full_frames_global"]))
@@ -138,7 +138,7 @@ def test_greedy_decode_equals_espnet(example, fx):
 
 
 def test_saved_checkpoint_reloads_identically(example, tmp_path):
-    model, inputs, _ = example
+    model = example[0]
     save_checkpoint(model, tmp_path / "again")
     again = load_checkpoint(tmp_path / "again").eval()
     assert again.sequence == model.sequence and again.vocab.token_bias == model.vocab.token_bias

@@ -17,7 +17,6 @@ import soundfile as sf
 import torch
 from music21 import meter, note, stream, tempo
 
-from svslm.bin.lm_make_pretrained import pretrained_token_list
 from svslm.bin.sing import main as sing_main
 from svslm.data.phonemes import PHONEMES
 from svslm.flow.model import FlowModel
@@ -25,6 +24,7 @@ from svslm.flow.train import FlowTrainConfig
 from svslm.lm.checkpoint import save_checkpoint
 from svslm.lm.fixtures import codec_ssl_tokens, tiny_lm_config
 from svslm.lm.model import SpeechLM
+from svslm.lm.pretrained import pretrained_token_list
 from svslm.lm.vocab import Vocabulary
 from svslm.sing import sing
 from svslm.sing.phrases import HOP, join_phrases, split_phrases

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from svslm.lm.checkpoint import save_checkpoint
 from svslm.lm.config import LMRecipeConfig
-from svslm.lm.pretrained import make_pretrained, pretrained_token_list  # noqa: F401  (pretrained_token_list: re-exported)
+from svslm.lm.pretrained import make_pretrained
 from svslm.utils.config import load_config
 from svslm.utils.logging import setup_logging
 

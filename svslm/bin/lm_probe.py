@@ -36,11 +36,11 @@ def describe(model) -> str:
     c = model.corelm.decoders.model.config
     vocab = model.vocab
     lines = [
-        f"backbone: {type(model.corelm.decoders.model).__name__}, hidden {c.hidden_size}, layers {c.num_hidden_layers}, "
-        f"heads {c.num_attention_heads} (kv {getattr(c, 'num_key_value_heads', '?')}), FFN {c.intermediate_size}, "
-        f"rope {getattr(c, 'rope_parameters', None)}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters",
-        f"streams: nq {model.nq} (1 SSL x {vocab.ssl_vocab} + {vocab.n_codebooks} codebooks x {vocab.codebook_size}); "
-        f"head_emb rows {model.corelm.head_emb.weight.shape[0]}",
+        (f"backbone: {type(model.corelm.decoders.model).__name__}, hidden {c.hidden_size}, layers {c.num_hidden_layers}, "
+         f"heads {c.num_attention_heads} (kv {getattr(c, 'num_key_value_heads', '?')}), FFN {c.intermediate_size}, "
+         f"rope {getattr(c, 'rope_parameters', None)}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"),
+        (f"streams: nq {model.nq} (1 SSL x {vocab.ssl_vocab} + {vocab.n_codebooks} codebooks x {vocab.codebook_size}); "
+         f"head_emb rows {model.corelm.head_emb.weight.shape[0]}"),
         f"vocabulary: {len(vocab)} tokens; <pad> {vocab.pad}, <sos/eos> {vocab.eos}",
     ]
     lines += [f"  {m:14s} [{s}, {e})  {vocab.token_list[s] if s < e else ''} .. {vocab.token_list[e - 1] if s < e else ''}"

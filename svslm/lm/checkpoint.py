@@ -136,7 +136,7 @@ def resolve_hf_config(config: dict, config_path: Path, notes: list[str]) -> dict
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(tag, "config.json", revision=tconf.get("revision"))
-    except Exception:  # not a valid repo id
+    except ValueError:  # not a valid repo id (HFValidationError)
         cached = None
     if isinstance(cached, str):
         notes.append(f"geometry: {cached} (hf_model_tag {tag!r}, from the local HF cache)")

@@ -35,7 +35,13 @@ from svslm.lm.checkpoint import (
     read_config,
     resolve_hf_config,
 )
-from svslm.lm.vocab import MODALITY_SLOTS, TASK_SLOTS, Vocabulary, process_token_bias, raw_token_bias
+from svslm.lm.vocab import (
+    MODALITY_SLOTS,
+    TASK_SLOTS,
+    Vocabulary,
+    process_token_bias,
+    raw_token_bias,
+)
 from svslm.utils.fileio import atomic_dir
 
 log = logging.getLogger("svslm")
