@@ -147,7 +147,12 @@ def test_geometry_comes_from_the_hf_config_never_from_defaults(pretrained: Path,
     v4 = {k: v for k, v in hf.items() if k != "rope_parameters"} | {"rope_theta": 10000.0, "torch_dtype": "bfloat16",
                                                                   "transformers_version": "4.46.0"}
     (pretrained / "hf_config/config.json").write_text(json.dumps(v4))
-    assert load_checkpoint(pretrained).corelm.decoders.model.config.rope_parameters["rope_theta"] == 10000.0
+    model = load_checkpoint(pretrained)
+    assert model.corelm.decoders.model.config.rope_parameters["rope_theta"] == 10000.0
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # not config.json's bfloat16
+    stored = torch.load(pretrained / "model.pth", weights_only=True)
+    key = "corelm.decoders.model.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(model.state_dict()[key], stored[key])  # not rounded through bfloat16
     # A hub tag is read from the local HF cache; without it the error says what to download.
     tag = "HuggingFaceTB/SmolLM2-tiny"
     _edit_config(pretrained, lambda c: c["transformer_conf"].__setitem__("hf_model_tag", tag))

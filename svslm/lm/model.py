@@ -77,7 +77,9 @@ class HFBackbone(nn.Module):
 
     def __init__(self, config: PretrainedConfig):
         super().__init__()
-        self.model = AutoModel.from_config(config, attn_implementation=config._attn_implementation)
+        # float32 whatever config.json's (torch_)dtype says (SmolLM2's is bfloat16): the stored
+        # weights are used as they are, as ESPnet's training path does.
+        self.model = AutoModel.from_config(config, attn_implementation=config._attn_implementation, dtype=torch.float32)
         self.model.embed_tokens = None  # inputs arrive as embeddings (ESPnet's init_embeddings removes it)
 
 
