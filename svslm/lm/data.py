@@ -18,7 +18,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
-from svslm.lm.sequence import SequenceConfig, build_example, build_prefix
+from svslm.lm.sequence import SequenceConfig, build_example
 from svslm.lm.vocab import Vocabulary
 from svslm.utils.fileio import read_kaldi_map
 
@@ -145,10 +145,6 @@ class SVSDataset:
         rng = random.Random(zlib.crc32(f"{self.seed} {self.epoch} {utt}".encode()))
         seq, mask = build_example(self.vocab, self.split.svs_lb[utt], self.split.prompt(utt), target, where, self.conf, rng)
         return utt, seq, mask
-
-    def prefix(self, utt: str) -> np.ndarray:
-        return build_prefix(self.vocab, self.split.svs_lb[utt], self.split.prompt(utt),
-                            f"{self.split.name} utterance {utt}", self.conf)
 
 
 def make_batches(lengths: dict[str, int], batch_bins: int, max_batch_size: int = 0) -> list[list[str]]:
