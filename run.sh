@@ -25,7 +25,7 @@ nj=2                    # parallel jobs for data, tokenization, inference and sc
 gpus=0                  # GPUs for LM training (0 = CPU, one process)
 skip_bad=false          # stage 1: skip (and list) bad utterances instead of failing
 fs=16000                # sample rate of the prepared audio (the codec's)
-pretrained_lm=          # ESPnet-SpeechLM checkpoint dir (config.yaml + model.pth); empty on mini = make a tiny one
+pretrained_lm=          # ESPnet-SpeechLM checkpoint: dir with config.yaml + weights, or a weights file; empty on mini = make a tiny one
 tokenize_config=        # stage 2 YAML
 lm_config=              # stage 3 YAML (model + training + deepspeed json)
 decode_config=          # stage 3 decoding YAML
@@ -143,7 +143,7 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
         run_step stage2_make_pretrained python -m svslm.bin.lm_make_pretrained \
             --config "${lm_config}" --token_list ${dump}/token_list/codec_ssl.txt --out_dir ${pretrained_lm} ${pretrained_args}
     fi
-    run_step stage2_extend_vocab python -m svslm.bin.extend_vocab \
+    run_step stage2_extend_vocab python -m svslm.bin.extend_vocab --config "${lm_config}" \
         --pretrained_dir "${pretrained_lm}" --token_list ${dump}/token_list/svs_lb.txt --out_dir ${dump}/lm_init ${extend_vocab_args}
 fi
 

@@ -46,10 +46,10 @@ FULL_RECOMPUTE_E2E = {("tiny", 250), ("tiny", 1000)}
 
 def build(size: str):
     conf, ssl_vocab, codebook, prompt_len = SIZES[size]
-    from svslm.bin.lm_make_pretrained import pretrained_token_list
+    from svslm.lm.pretrained import pretrained_token_list
 
     tokens, _ = pretrained_token_list(codec_ssl_tokens(ssl_vocab, 8, codebook), 32)
-    vocab = Vocabulary(tokens + ["<svs_lb_start/end>", "<svs_task>"] + svs_lb_tokens())
+    vocab = Vocabulary(tokens + svs_lb_tokens())  # the svs markers are in ESPnet's special block
     model = SpeechLM(conf, vocab).eval()
     model.init_weights(0)
     return model, vocab, ssl_vocab, codebook, prompt_len

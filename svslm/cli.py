@@ -14,6 +14,7 @@ COMMANDS = {
     "prepare-data": ("prepare_data", "stage 1: corpus -> Kaldi-style data directories"),
     "tokenize": ("tokenize", "stage 2: scores and audio -> svs_lb and codec_ssl tokens"),
     "report": ("report", "stage 6: RESULTS.md and the HTML report of an evaluation directory"),
+    "lm-probe": ("lm_probe", "what an ESPnet-SpeechLM checkpoint is: geometry, vocabulary, logits of one example"),
 }
 
 

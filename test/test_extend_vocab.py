@@ -1,87 +1,105 @@
-"""Vocabulary extension of an ESPnet-SpeechLM checkpoint (a tiny one made here in that format)."""
+"""Vocabulary extension of an ESPnet-SpeechLM checkpoint, ESPnet's rules (the fixture test in
+test_lm_espnet_fixture.py checks bit-exactness against ESPnet's own script)."""
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 import yaml
 
 from svslm.bin.extend_vocab import main as extend_main
-from svslm.tokenize.extend_vocab import CheckpointError, extend_checkpoint
+from svslm.lm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from svslm.lm.extend import ExtendConfig, extend_checkpoint
+from svslm.lm.fixtures import tiny_lm_config
+from svslm.lm.pretrained import make_pretrained
+from svslm.lm.vocab import codec_ssl_tokens
 
-D = 8
-
-
-def make_checkpoint(directory, token_list, rows=None):
-    directory.mkdir(parents=True)
-    g = torch.Generator().manual_seed(1)
-    n = len(token_list) if rows is None else rows
-    state = {
-        "corelm.emb.weight": 3.0 + 0.5 * torch.randn(n, D, generator=g),
-        "corelm.lm_head.weight": -1.0 + 2.0 * torch.randn(n, D, generator=g),
-        "corelm.head_emb.weight": torch.randn(9, D, generator=g),
-        "corelm.decoders.model.norm.weight": torch.ones(D),
-    }
-    torch.save(state, directory / "model.pth")
-    config = {"token_list": token_list, "token_bias": {"ssl": 8, "codec": 10}, "corelm_conf": {"hidden_size": D, "nq": 9}}
-    (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return state
+SVS = ["svs_AP", "svs_SP", "svs_a", "<svs_placeholder>"] + [f"svs_{m}" for m in range(128)]
 
 
-TOKENS = ["<pad>", "<unk>", "<sos/eos>", "<unused_token_3>", "<spk_start/end>", "<unused_token_5>",
-          "<tts_task>", "<unused_token_7>", "<ssl_code0>", "<ssl_code1>"] + [f"<codec_layer{i}_code{j}>" for i in range(8) for j in range(2)]
-SVS = ["svs_AP", "svs_SP", "svs_a"] + [f"svs_{m}" for m in range(128)]
+def make_checkpoint(directory, drop=()):
+    model = make_pretrained(tiny_lm_config(), codec_ssl_tokens(4, 8, 2), 4, seed=1)
+    with torch.no_grad():
+        model.corelm.emb.weight.mul_(20.0).add_(3.0)  # tables far from N(0, 1): the inits differ visibly
+    if drop:  # a token list whose special block lacks some markers (they become <unused_token_N>)
+        tokens = [f"<unused_token_{i}>" if t in drop else t for i, t in enumerate(model.vocab.token_list)]
+        model.vocab.token_list[:] = tokens
+    save_checkpoint(model, directory)
+    if drop:
+        config = yaml.safe_load((directory / "config.yaml").read_text())
+        config["token_list"] = tokens
+        (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return torch.load(directory / "model.pth", weights_only=True)
 
 
 def _load(directory):
-    return yaml.safe_load((directory / "config.yaml").read_text()), torch.load(directory / "model.pth")
+    return yaml.safe_load((directory / "config.yaml").read_text()), torch.load(directory / "model.pth", weights_only=True)
 
 
-def test_markers_fill_reserved_slots_and_svs_tokens_are_appended(tmp_path):
-    old = make_checkpoint(tmp_path / "pre", TOKENS)
+def test_svs_tokens_are_appended_and_old_rows_kept(tmp_path):
+    old = make_checkpoint(tmp_path / "pre")
     (tmp_path / "svs.txt").write_text("".join(t + "\n" for t in SVS))
     assert extend_main(["--pretrained_dir", str(tmp_path / "pre"), "--token_list", str(tmp_path / "svs.txt"),
                         "--out_dir", str(tmp_path / "out")]) == 0
     config, state = _load(tmp_path / "out")
+    n_old = old["corelm.emb.weight"].shape[0]
     tokens = config["token_list"]
-    # <spk_start/end> existed; the missing markers took the free slot after their kind's block
-    assert tokens[5] == "<svs_lb_start/end>" and tokens[7] == "<svs_task>" and tokens[3] == "<unused_token_3>"
-    unchanged = [i for i in range(len(TOKENS)) if i not in (5, 7)]
-    assert [tokens[i] for i in unchanged] == [TOKENS[i] for i in unchanged]  # pretrained ids keep their tokens
-    assert tokens[len(TOKENS):] == SVS
-    assert config["token_bias"] == {"ssl": 8, "codec": 10, "svs_lb": len(TOKENS)}
-    assert config["corelm_conf"] == {"hidden_size": D, "nq": 9}
+    assert tokens[n_old:] == SVS and len(tokens) == n_old + len(SVS)
+    assert config["token_bias"]["svs_lb"] == [n_old, n_old + len(SVS)]
+    assert json.loads((tmp_path / "out/token_bias.json").read_text()) == {"codec_ssl": 256, "text_bpe": 256 + 20,
+                                                                          "svs_lb": n_old}
     for key in ("corelm.emb.weight", "corelm.lm_head.weight"):
-        assert state[key].shape == (len(tokens), D)
-        torch.testing.assert_close(state[key][: len(TOKENS)], old[key])  # old rows untouched
-        new = state[key][len(TOKENS):]
-        # new rows follow the existing rows' distribution (emb ~ N(3, .5), head ~ N(-1, 2))
-        assert abs(new.mean() - old[key].mean()) < 0.5 and 0.5 < new.std() / old[key].std() < 1.5
-    torch.testing.assert_close(state["corelm.head_emb.weight"], old["corelm.head_emb.weight"])
+        assert torch.equal(state[key][:n_old], old[key])
+    assert torch.equal(state["criterion.lm_head.weight"], state["corelm.lm_head.weight"])
+    assert torch.equal(state["corelm.head_emb.weight"], old["corelm.head_emb.weight"])
+    model = load_checkpoint(tmp_path / "out")  # the extended checkpoint loads with no stale alias
+    assert not any("stale" in n for n in model.load_notes)
 
 
-def test_extension_is_seeded_and_idempotent(tmp_path):
-    make_checkpoint(tmp_path / "pre", TOKENS)
-    extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "a", seed=0)
-    extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "b", seed=0)
-    extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "c", seed=1)
-    a, b, c = (_load(tmp_path / n)[1]["corelm.emb.weight"] for n in "abc")
-    torch.testing.assert_close(a, b)
-    assert not torch.equal(a, c)
-    summary = extend_checkpoint(tmp_path / "a", SVS, tmp_path / "again")  # everything already there
-    assert summary["appended"] == 0 and _load(tmp_path / "again")[0] == _load(tmp_path / "a")[0]
-
-
-def test_markers_are_appended_when_no_slot_is_free(tmp_path):
-    make_checkpoint(tmp_path / "pre", [t for t in TOKENS if not t.startswith("<unused")])
-    extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "out")
+def test_missing_markers_take_espnets_reserved_slots(tmp_path):
+    make_checkpoint(tmp_path / "pre", drop=("<svs_lb_start/end>", "<svs_task>"))
+    summary = extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "out")
     tokens = _load(tmp_path / "out")[0]["token_list"]
-    assert tokens[-len(SVS) - 2 : -len(SVS)] == ["<svs_lb_start/end>", "<svs_task>"]
+    # the first free slot of 32..63 and of 64..127
+    first_modality = next(i for i in range(32, 64) if tokens[i] == "<svs_lb_start/end>")
+    first_task = next(i for i in range(64, 128) if tokens[i] == "<svs_task>")
+    assert summary["renamed_slots"] == {"<svs_lb_start/end>": first_modality, "<svs_task>": first_task}
+    assert first_modality == 41 and first_task == 77
 
 
-def test_a_checkpoint_that_disagrees_with_its_token_list_is_refused(tmp_path):
-    make_checkpoint(tmp_path / "pre", TOKENS, rows=len(TOKENS) + 2)
-    with pytest.raises(CheckpointError, match=f"has {len(TOKENS) + 2} rows but config.yaml's token_list has {len(TOKENS)}"):
+def test_init_is_chosen_in_yaml_and_seeded(tmp_path):
+    old = make_checkpoint(tmp_path / "pre")
+    n_old = old["corelm.emb.weight"].shape[0]
+    (tmp_path / "lm.yaml").write_text("extend: {init: row_stats, seed: 3}\n")
+    (tmp_path / "svs.txt").write_text("".join(t + "\n" for t in SVS))
+    args = ["--pretrained_dir", str(tmp_path / "pre"), "--token_list", str(tmp_path / "svs.txt")]
+    assert extend_main(args + ["--out_dir", str(tmp_path / "stats"), "--config", str(tmp_path / "lm.yaml")]) == 0
+    extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "espnet", ExtendConfig(init="espnet"))
+    stats = _load(tmp_path / "stats")[1]["corelm.emb.weight"][n_old:]
+    espnet = _load(tmp_path / "espnet")[1]["corelm.emb.weight"][n_old:]
+    ref = old["corelm.emb.weight"][1:]
+    assert abs(stats.mean() - ref.mean()) < 0.3 * ref.std()  # row_stats: at the old rows' scale
+    assert abs(espnet.std() - torch.var(old["corelm.emb.weight"])) < 0.2 * torch.var(old["corelm.emb.weight"])
+    extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "again", ExtendConfig(init="row_stats", seed=3))
+    assert torch.equal(_load(tmp_path / "again")[1]["corelm.emb.weight"], _load(tmp_path / "stats")[1]["corelm.emb.weight"])
+
+
+def test_bad_checkpoints_are_refused_with_a_reason(tmp_path):
+    make_checkpoint(tmp_path / "pre")
+    extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "a")
+    # An already extended checkpoint (e.g. one the fork fine-tuned) passes through unchanged ...
+    assert extend_checkpoint(tmp_path / "a", SVS, tmp_path / "b")["appended"] == 0
+    assert _load(tmp_path / "b")[0]["token_list"] == _load(tmp_path / "a")[0]["token_list"]
+    assert torch.equal(_load(tmp_path / "b")[1]["corelm.emb.weight"], _load(tmp_path / "a")[1]["corelm.emb.weight"])
+    # ... unless it lacks some of the tokens: its block cannot grow.
+    with pytest.raises(CheckpointError, match="svs_lb is already in the vocabulary .* lacks 1 of the tokens: .'svs_new'"):
+        extend_checkpoint(tmp_path / "a", SVS + ["svs_new"], tmp_path / "c")
+    state = torch.load(tmp_path / "pre/model.pth", weights_only=True)
+    state["corelm.emb.weight"] = torch.cat([state["corelm.emb.weight"], state["corelm.emb.weight"][:2]])
+    torch.save(state, tmp_path / "pre/model.pth")
+    with pytest.raises(CheckpointError, match="corelm.emb.weight has 282 rows but .*token_list has 280 tokens"):
         extend_checkpoint(tmp_path / "pre", SVS, tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    with pytest.raises(CheckpointError, match="nowhere: config.yaml is missing"):
+    with pytest.raises(CheckpointError, match="nowhere: no such checkpoint"):
         extend_checkpoint(tmp_path / "nowhere", SVS, tmp_path / "out")

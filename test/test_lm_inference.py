@@ -98,15 +98,36 @@ def test_decoding_sees_exactly_the_training_layout(setup):
     from svslm.lm.sequence import build_example, collate
 
     _, _, model, vocab, svs, prompts = setup
-    out = decode(model, vocab, svs[:1], prompts[:1], DecodeConfig(greedy=True), seed=0)[0]
-    seq, mask = build_example(vocab, svs[0], prompts[0], out, "u")
+    out = decode(model, vocab, svs[:1], prompts[:1], DecodeConfig(greedy=True, espnet_mask=False), seed=0)[0]
+    seq, mask = build_example(vocab, svs[0], prompts[0], out, "u", model.sequence)
     batch = collate([("u", seq, mask)], vocab.pad)
     with torch.no_grad():
         h, _ = model.hidden(batch.inputs, batch.attention_mask)
     for n in range(9):
         sel = batch.loss_mask[0, :, n].clone()
-        if n == 0:
-            sel &= batch.targets[0, :, 0] != vocab.eos
+        if n == 0:  # the closing <sos/eos> and the start marker are not decoded
+            sel &= (batch.targets[0, :, 0] != vocab.eos) & (batch.targets[0, :, 0] != vocab.id("<codec_ssl_start/end>"))
         rows = torch.from_numpy(vocab.stream_ids(n))
         pred = rows[model.stream_logits(h[0, sel], n, rows).argmax(-1)]
         assert torch.equal(pred, batch.targets[0, sel, n]), n
+
+
+def test_codec_streams_may_emit_pad_as_espnet_and_the_output_stays_valid(setup, monkeypatch):
+    """ESPnet's mask lets codec streams emit <pad>: fed back as <pad>, written as the best own code."""
+    from svslm.lm.inference import _decode_batch
+    from svslm.lm.sequence import build_prefix
+
+    _, _, model, vocab, svs, prompts = setup
+    prefix = build_prefix(vocab, svs[0], prompts[0], "u", model.sequence)
+    real = type(model).stream_logits
+
+    def pad_wins(self, h, stream, rows=None):  # <pad> becomes the most likely token of every stream
+        logits = real(self, h, stream, rows)
+        return logits + 100.0 * (rows == vocab.pad).float() if rows is not None else logits
+
+    monkeypatch.setattr(type(model), "stream_logits", pad_wins)
+    fed, local = _decode_batch(model, [prefix], [5], DecodeConfig(greedy=True), torch.Generator())
+    _, strict = _decode_batch(model, [prefix], [5], DecodeConfig(greedy=True, espnet_mask=False), torch.Generator())
+    assert (fed[0, :, 1:] == vocab.pad).all() and (fed[0, :, 0] != vocab.pad).all()
+    assert ((local[0, :, 1:] >= 0) & (local[0, :, 1:] < vocab.codebook_size)).all()
+    assert (strict[0] >= 0).all()

@@ -1,27 +1,27 @@
 """Delay interleave, sequence template, loss masking/weights of the multi-stream LM."""
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 import torch
 
 from svslm.lm.checkpoint import load_checkpoint
 from svslm.lm.data import SVSDataset, load_split
-from svslm.lm.delay import delay_interleave, inverse_delay_interleave
 from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump, tiny_lm_config
 from svslm.lm.model import LossConfig
-from svslm.lm.sequence import build_example, collate
+from svslm.lm.sequence import SequenceConfig, build_example, collate, delay
 
 
-def test_delay_shifts_stream_n_by_n_and_inverts_exactly():
-    x = torch.randint(1, 100, (2, 7, 9))
-    y = delay_interleave(x, pad=0)
-    assert y.shape == (2, 15, 9)
+def test_delay_shifts_stream_n_by_n_and_keeps_the_length():
+    """ESPnet's delay interleave: out[t, n] = x[t - n, n], <pad> before, cut to the input's length."""
+    x = torch.randint(1, 100, (2, 12, 9))
+    y = delay(x, pad=0)
+    assert y.shape == x.shape
     for n in range(9):
-        assert torch.equal(y[:, n : n + 7, n], x[:, :, n])
-        assert (y[:, :n, n] == 0).all() and (y[:, n + 7 :, n] == 0).all()
-    assert torch.equal(inverse_delay_interleave(y), x)
-    assert torch.equal(inverse_delay_interleave(delay_interleave(x[:, :0], 0)), x[:, :0])
+        assert torch.equal(y[:, n:, n], x[:, : 12 - n, n])
+        assert (y[:, :n, n] == 0).all()
 
 
 @pytest.fixture(scope="module")
@@ -33,26 +33,52 @@ def tiny(tmp_path_factory):
     return model, SVSDataset(load_split(paths["train"]), model.vocab)
 
 
-def test_template_order_and_target_mask(tiny):
+def test_template_order_pads_and_target_mask(tiny):
     model, ds = tiny
     v = model.vocab
+    conf = SequenceConfig(speaker_prompt_length=12)
     utt = ds.split.utt_ids[0]
     svs = ds.split.svs_lb[utt]
     prompt, target = ds.split.prompt(utt), ds.split.target(utt)
-    seq, mask = build_example(v, svs, prompt, target, utt)
+    seq, mask = build_example(v, svs, prompt, target, utt, conf)
     names = [v.token_list[i] for i in seq[:3, 0]]
     assert names == ["<sos/eos>", "<svs_task>", "<svs_lb_start/end>"]
     assert [v.token_list[i] for i in seq[3 : 3 + len(svs), 0]] == svs
     assert (seq[: 3 + len(svs), 1:] == v.pad).all()  # text rows: other streams <pad>
-    p0 = 3 + len(svs)
+    p0 = 3 + len(svs) + 8  # eight inter-segment <pad> rows after every segment
+    assert (seq[3 + len(svs) : p0] == v.pad).all()
     assert v.token_list[seq[p0, 0]] == "<spk_start/end>"
-    assert v.token_list[seq[p0 + 1 + len(prompt), 0]] == "<codec_ssl_start/end>"
-    t0 = p0 + 2 + len(prompt)
-    assert v.token_list[seq[t0, 0]] == f"<ssl_code{target[0, 0]}>"
+    assert len(prompt) == 10 and (seq[p0 + 11 : p0 + 13] == v.pad).all()  # prompt padded to 12 frames
+    t_marker = p0 + 1 + 12 + 8
+    assert v.token_list[seq[t_marker, 0]] == "<codec_ssl_start/end>"
+    t0 = t_marker + 1
+    k = int(target[1, 0])
+    assert v.token_list[seq[t0 + 1, 0]] == (f"<ssl_code{k + 1}>" if k else "<pad>")  # 1-based; id 0 is ESPnet's <pad>
     assert v.token_list[seq[t0, 3]] == f"<codec_layer2_code{target[0, 3]}>"
-    assert seq[-1, 0] == v.eos and len(seq) == t0 + len(target) + 1
-    assert not mask[:t0].any() and mask[t0:-1].all()
-    assert mask[-1, 0] and not mask[-1, 1:].any()
+    assert seq[t0 + len(target), 0] == v.eos and len(seq) == t0 + len(target) + 1 + 8
+    assert not mask[:t_marker].any()
+    assert mask[t_marker, 0] and not mask[t_marker, 1:].any()  # the start marker is a stream-0 target
+    assert np.array_equal(mask[t0 : t0 + len(target)], seq[t0 : t0 + len(target)] != v.pad)
+    assert mask[t0 + len(target), 0] and not mask[t0 + len(target) :, 1:].any()
+    whole, _ = build_example(v, svs, prompt, target, utt, SequenceConfig(speaker_prompt_length=12, loss_region="whole"))
+    assert np.array_equal(whole, seq)
+
+
+def test_long_prompts_are_cropped_and_ssl_id0_can_be_kept(tiny):
+    model, ds = tiny
+    v = model.vocab
+    utt = ds.split.utt_ids[0]
+    prompt, target = ds.split.prompt(utt), ds.split.target(utt)
+    conf = SequenceConfig(speaker_prompt_length=4, ssl_id0="token")
+    seq, _ = build_example(v, ds.split.svs_lb[utt], prompt, target, utt, conf, random.Random(0))
+    p0 = 3 + len(ds.split.svs_lb[utt]) + 8
+    crop = seq[p0 + 1 : p0 + 5]
+    local = v.local_to_vocab(prompt, "p", "token")
+    assert any(np.array_equal(crop, local[s : s + 4]) for s in range(len(prompt) - 4))
+    zero = target.copy()
+    zero[0, 0] = 0
+    kept, _ = build_example(v, ds.split.svs_lb[utt], prompt, zero, utt, conf)
+    assert v.token_list[kept[p0 + 1 + 4 + 8 + 1, 0]] == "<ssl_code1>"
 
 
 def test_local_ids_out_of_range_name_the_utterance(tiny):
@@ -87,17 +113,30 @@ def test_loss_ignores_everything_outside_the_target_region(tiny):
     assert torch.allclose(l_alone, l_pad, atol=1e-5)
 
 
-def test_loss_is_weighted_sum_of_stream_means(tiny):
+def test_loss_is_espnets_weighted_sum_over_stream0_tokens(tiny):
     model, ds = tiny
     batch = _batch(ds)
     loss, stats = model(batch.inputs, batch.attention_mask, batch.targets, batch.loss_mask)
-    expected = 0.5 * stats["ce_stream0"] + 0.0625 * sum(stats[f"ce_stream{n}"] for n in range(1, 9))
-    assert torch.allclose(loss, expected)
-    model.loss_conf = LossConfig(ssl_weight=1.0, codec_weight=0.0)
-    loss_ssl_only, _ = model(batch.inputs, batch.attention_mask, batch.targets, batch.loss_mask)
+    # Reference: every (position, stream) term by hand from the full logits.
+    v = model.vocab
+    with torch.no_grad():
+        logits = model.all_logits(batch.inputs, batch.attention_mask)  # [B, L, nq, V]
+    weight = v.class_weights(model.loss_conf.modality_weights)
+    c0, c1 = v.codec_range
+    total = 0.0
+    for b, t, n in batch.loss_mask.nonzero().tolist():
+        y = int(batch.targets[b, t, n])
+        if n == 0:
+            total += float(weight[y] * -torch.log_softmax(logits[b, t, 0], -1)[y])
+        elif c0 <= y < c1:
+            total += float(weight[y] * -torch.log_softmax(logits[b, t, n, c0:c1], -1)[y - c0])
+    assert abs(loss.item() - total / float(batch.loss_mask[..., 0].sum())) < 1e-4
+    assert weight[v.id("<sos/eos>")] == 10.0 and weight[v.ssl_start] == 0.5 and weight[v.codec_start] == 0.0625
+    assert weight[v.id("svs_a")] == 1.0  # not listed -> 1
+    model.loss_conf = LossConfig(modality_weights={"ssl": 1.0, "codec": 0.0, "special_token": 0.0})
+    ssl_only, _ = model(batch.inputs, batch.attention_mask, batch.targets, batch.loss_mask)
     model.loss_conf = LossConfig()
-    assert torch.allclose(loss_ssl_only, stats["ce_stream0"])
-    # codec streams are scored within the codec range: CE < log(full vocabulary)
+    assert ssl_only < loss
     assert all(0 <= stats[f"acc_stream{n}"] <= 1 for n in range(9))
     assert stats["ce_stream1"] < np.log(len(model.vocab))
 

@@ -32,7 +32,8 @@ def setup(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     (root / "lm.yaml").write_text(
-        f"train:\n  deepspeed_config: {DEEPSPEED_JSON}\n  max_epochs: 3\n  batch_bins: 300\n"
+        f"sequence:\n  speaker_prompt_length: 10\n"
+        f"train:\n  deepspeed_config: {DEEPSPEED_JSON}\n  lr: 3.0e-3\n  max_epochs: 3\n  batch_bins: 360\n"
         f"  grad_accum: 2\n  valid_interval: 2\n  log_interval: 1\n  keep_best: 2\n  keep_checkpoints: 2\n"
     )
     yield root, paths
@@ -116,7 +117,7 @@ def test_non_finite_loss_stops_with_a_message(setup):
 
     root, paths = setup
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 0, epoch 1, utterances \['spk"):
-        _train(root, paths, root / "nan", ["loss.ssl_weight=.nan"])
+        _train(root, paths, root / "nan", ["loss.modality_weights.ssl=.nan"])
 
 
 def test_non_finite_loss_can_skip_the_batch(setup, monkeypatch):
@@ -157,8 +158,35 @@ def test_deepspeed_configs_parse_with_yaml_values(setup, name, stage, fp16):
     assert ds.zero_optimization_stage == stage and ds.float16_config.enabled == fp16
     assert ds.gradient_accumulation_steps == conf.train.grad_accum and ds.gradient_clipping == 1.0
     assert ds.scheduler_name == "WarmupCosineLR" and ds.scheduler_params["total_num_steps"] == 1000
+    assert ds.optimizer_params["lr"] == conf.train.lr  # one home for the learning rate: the YAML
     if fp16:
         assert ds.float16_config.loss_scale == 0  # dynamic loss scaling
         assert ds.zero_config.contiguous_gradients and ds.zero_config.overlap_comm
     else:
         assert ds.optimizer_params["torch_adam"]
+
+
+def test_learning_rate_has_one_home_and_geometry_must_agree(setup, tmp_path):
+    import json
+
+    from svslm.lm.config import LMRecipeConfig
+    from svslm.lm.train import check_geometry, resolve_deepspeed_config
+    from svslm.utils.config import load_config
+
+    root, _ = setup
+    ds_json = json.loads(DEEPSPEED_JSON.read_text())
+    ds_json["optimizer"]["params"]["lr"] = 1e-3
+    (tmp_path / "ds.json").write_text(json.dumps(ds_json))
+    (tmp_path / "lm.yaml").write_text("train: {deepspeed_config: ds.json, lr: 2.0e-3}\n")
+    conf = load_config(tmp_path / "lm.yaml", LMRecipeConfig)
+    with pytest.raises(ValueError, match="optimizer lr 0.001 differs from train.lr 0.002"):
+        resolve_deepspeed_config(conf, tmp_path / "lm.yaml", 10, 1)
+    conf = load_config(tmp_path / "lm.yaml", LMRecipeConfig, ["train.lr=null"])
+    assert resolve_deepspeed_config(conf, tmp_path / "lm.yaml", 10, 1)["optimizer"]["params"]["lr"] == 1e-3
+    conf = load_config(root / "lm.yaml", LMRecipeConfig, ["train.lr=null"])
+    with pytest.raises(ValueError, match='optimizer lr is "auto" and .* sets no train.lr'):
+        resolve_deepspeed_config(conf, root / "lm.yaml", 10, 1)
+    model = load_checkpoint(root / "init")
+    conf = load_config(root / "lm.yaml", LMRecipeConfig, ["model={hidden_size: 64}"])
+    with pytest.raises(ValueError, match="hidden_size: .* says 64, checkpoint has 32"):
+        check_geometry(conf, model, root / "init", root / "lm.yaml")

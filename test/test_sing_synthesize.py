@@ -24,14 +24,14 @@ from test_sing_formats import (
     phrase_ustx,
 )
 
-from svslm.bin.lm_make_pretrained import pretrained_token_list
 from svslm.bin.sing import main as sing_main
 from svslm.data.phonemes import PHONEMES
 from svslm.flow.model import FlowModel
 from svslm.flow.train import FlowTrainConfig
 from svslm.lm.checkpoint import save_checkpoint
-from svslm.lm.fixtures import SVS_MARKERS, codec_ssl_tokens, tiny_lm_config
+from svslm.lm.fixtures import codec_ssl_tokens, tiny_lm_config
 from svslm.lm.model import SpeechLM
+from svslm.lm.pretrained import pretrained_token_list
 from svslm.lm.vocab import Vocabulary
 from svslm.sing import sing
 from svslm.sing.phrases import HOP, join_phrases, split_phrases
@@ -233,7 +233,7 @@ def save_untrained_recipe(recipe, tag="t", codebook_size=16, ssl_vocab=16):
     MiniCodec(rng.normal(-40, 10, size=(8, codebook_size, 80)).astype(np.float32), MelConfig(),
               CodecConfig(codebook_size=codebook_size, griffin_lim_iters=2)).save(recipe / "dump/tokenizers/codec")
     token_list, _ = pretrained_token_list(codec_ssl_tokens(ssl_vocab, 8, codebook_size), 8)
-    token_list += SVS_MARKERS + build_token_list(PHONEMES)
+    token_list += build_token_list(PHONEMES)  # the svs markers are in ESPnet's special block
     lm = SpeechLM(tiny_lm_config(), Vocabulary(token_list))
     lm.init_weights(0)
     save_checkpoint(lm, recipe / f"exp/lm/{tag}/best")

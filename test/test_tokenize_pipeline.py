@@ -124,7 +124,7 @@ def test_token_lists_and_data_json(stage):
     assert svs[:6] == ["svs_AP", "svs_SP", "svs_a", "svs_e", "svs_i", "svs_u"] and svs[-1] == "svs_127"
     codec_ssl = (dump / "token_list/codec_ssl.txt").read_text().split("\n")[:-1]
     assert len(codec_ssl) == 8 + 8 * 16
-    assert codec_ssl[0] == "<ssl_code0>" and codec_ssl[8] == "<codec_layer0_code0>" and codec_ssl[-1] == "<codec_layer7_code15>"
+    assert codec_ssl[0] == "<ssl_code1>" and codec_ssl[8] == "<codec_layer0_code0>" and codec_ssl[-1] == "<codec_layer7_code15>"
     for split, n in (("train", 8), ("dev", 4), ("test", 2)):
         meta = json.loads((dump / split / "data.json").read_text())
         assert meta["task"] == "svs" and meta["num_examples"] == n == len(meta["examples"])

@@ -29,7 +29,7 @@ CHUNK_BATCHES = 4  # batches per resumable chunk
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="decoding YAML (conf/decode/*.yaml)")
-    parser.add_argument("--model_dir", required=True, help="checkpoint directory (config.yaml + model.pth)")
+    parser.add_argument("--model_dir", required=True, help="checkpoint: directory (config.yaml + weights) or weights file")
     parser.add_argument("--data_json", required=True, help="dump/<split>/data.json")
     parser.add_argument("--out_dir", required=True, help="output directory")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, cuda:1, ...")

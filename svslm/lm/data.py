@@ -11,13 +11,14 @@ import json
 import logging
 import math
 import random
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import kaldiio
 import numpy as np
 
-from svslm.lm.sequence import build_example, build_prefix
+from svslm.lm.sequence import SequenceConfig, build_example
 from svslm.lm.vocab import Vocabulary
 from svslm.utils.fileio import read_kaldi_map
 
@@ -100,16 +101,28 @@ def load_split(data_json: str | Path, need_targets: bool = True) -> SplitData:
 
 
 class SVSDataset:
-    """Training examples (delay not applied yet) and their delayed sequence lengths."""
+    """Training examples (delay not applied yet) and their sequence lengths.
 
-    def __init__(self, split: SplitData, vocab: Vocabulary):
+    A prompt longer than `speaker_prompt_length` is cropped at a random start, as ESPnet does; the
+    start depends only on (seed, utterance, epoch), so a resumed run sees the same crops."""
+
+    def __init__(self, split: SplitData, vocab: Vocabulary, conf: SequenceConfig | None = None, seed: int = 0):
         self.split = split
         self.vocab = vocab
+        self.conf = conf or SequenceConfig()
+        self.seed = seed
+        self.epoch = 0
         first_prompt = split.prompt(split.utt_ids[0])
         # Stage 2 tiles/crops every prompt to the same P frames, so one read gives all lengths.
-        prompt_len = 0 if first_prompt is None else 1 + len(first_prompt)
+        pad_rows = vocab.nq - 1
+        if first_prompt is None:
+            prompt_rows = 0
+        else:
+            P = self.conf.speaker_prompt_length
+            P = P if len(first_prompt) > P or self.conf.pad_speaker_prompt else len(first_prompt)
+            prompt_rows = 1 + P + pad_rows
         self.lengths = {
-            u: 4 + len(split.svs_lb[u]) + prompt_len + split.num_frames[u] + vocab.nq - 1
+            u: 2 + 1 + len(split.svs_lb[u]) + pad_rows + prompt_rows + 1 + split.num_frames[u] + 1 + pad_rows
             for u in split.utt_ids
         }
 
@@ -129,11 +142,9 @@ class SVSDataset:
         target = self.split.target(utt)
         if len(target) != self.split.num_frames[utt]:
             raise DataError(f"{where}: codec_ssl has {len(target)} frames, utt2num_frames says {self.split.num_frames[utt]}")
-        seq, mask = build_example(self.vocab, self.split.svs_lb[utt], self.split.prompt(utt), target, where)
+        rng = random.Random(zlib.crc32(f"{self.seed} {self.epoch} {utt}".encode()))
+        seq, mask = build_example(self.vocab, self.split.svs_lb[utt], self.split.prompt(utt), target, where, self.conf, rng)
         return utt, seq, mask
-
-    def prefix(self, utt: str) -> np.ndarray:
-        return build_prefix(self.vocab, self.split.svs_lb[utt], self.split.prompt(utt), f"{self.split.name} utterance {utt}")
 
 
 def make_batches(lengths: dict[str, int], batch_bins: int, max_batch_size: int = 0) -> list[list[str]]:

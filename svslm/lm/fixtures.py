@@ -11,20 +11,15 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
-from svslm.bin.lm_make_pretrained import pretrained_token_list
 from svslm.lm.checkpoint import save_checkpoint
-from svslm.lm.model import LMConfig, SpeechLM
-from svslm.lm.vocab import Vocabulary
+from svslm.lm.model import LMConfig
+from svslm.lm.pretrained import make_pretrained
+from svslm.lm.sequence import SequenceConfig
+from svslm.lm.vocab import codec_ssl_tokens
 from svslm.utils.fileio import write_kaldi_map
 
 PHONES = ["SP", "AP", "a", "i", "u", "e", "o", "n", "m", "l", "sh", "zh"]
-SVS_MARKERS = ["<svs_lb_start/end>", "<svs_task>"]
-
-
-def codec_ssl_tokens(ssl_vocab: int, n_codebooks: int, codebook_size: int) -> list[str]:
-    return [f"<ssl_code{k}>" for k in range(ssl_vocab)] + [
-        f"<codec_layer{i}_code{j}>" for i in range(n_codebooks) for j in range(codebook_size)
-    ]
+__all__ = ["codec_ssl_tokens", "make_init_checkpoint", "make_tiny_dump", "svs_lb_tokens", "synth_utterance", "tiny_lm_config"]
 
 
 def svs_lb_tokens() -> list[str]:
@@ -81,13 +76,13 @@ def write_split(
     return d / "data.json"
 
 
-def make_init_checkpoint(out_dir: Path, conf: LMConfig, ssl_vocab: int, codebook_size: int, seed: int = 0) -> Path:
+def make_init_checkpoint(out_dir: Path, conf: LMConfig, ssl_vocab: int, codebook_size: int, seed: int = 0,
+                         speaker_prompt_length: int = 10) -> Path:
     """A random pretrained-format model whose vocabulary already holds the svs tokens (what
-    stage 2's vocabulary extension produces), written to `out_dir`."""
-    token_list, _ = pretrained_token_list(codec_ssl_tokens(ssl_vocab, 8, codebook_size), 8)
-    token_list = token_list + SVS_MARKERS + svs_lb_tokens()
-    model = SpeechLM(conf, Vocabulary(token_list))
-    model.init_weights(seed)
+    stage 2's vocabulary extension produces), written to `out_dir`; its config.yaml holds the
+    fork's fine-tuning sequence settings with `speaker_prompt_length` (make_tiny_dump's prompts)."""
+    model = make_pretrained(conf, codec_ssl_tokens(ssl_vocab, 8, codebook_size), 8, seed, {"svs_lb": svs_lb_tokens()})
+    model.sequence = SequenceConfig(speaker_prompt_length=speaker_prompt_length)
     save_checkpoint(model, out_dir)
     return out_dir
 

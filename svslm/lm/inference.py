@@ -6,11 +6,18 @@ Python interface used by stage 3 (`svslm.bin.lm_decode`), stage 6 and `svslm sin
     tokens = decode(model, vocab, svs_lb=[["svs_a", "svs_60", ...]], prompts=[prompt], conf=DecodeConfig(), seed=0)
     # -> [int32 [T, 9]] local ids, T = the score's frame count
 
-The delayed sequence is decoded one position per step. Writing the undelayed frames into a buffer
-makes the bookkeeping exact: the row fed at delayed position p is buf[p - n, n] for stream n, which
-is precisely what the step before predicted (or the prompt's tail, where p - n is still in the
-prefix), the same rows training saw. Utterances of a batch are left-padded so that their prefixes
-end together; an utterance whose score is shorter than the batch's longest ignores its extra steps.
+Decoding follows ESPnet's ARDelayLM.inference: the delayed prefix is fed, then one delayed row per
+step; stream n of step s is frame s - n. ESPnet's masks (`build_mask`): stream 0 may emit the SSL
+range and `<codec_ssl_start/end>`, stream n >= 1 its own codebook and `<pad>`. The frame after the
+last is `<sos/eos>` followed by <pad> rows, as ESPnet forces it at maxlen - (nq - 1) = T; so
+decoding T frames here equals ESPnet's with maxlen = minlen = T + nq - 1 (all T frames kept).
+A `<pad>` (or marker) that a stream emits is fed back as is; the written local id is the stream's
+most likely own token at that place, since a codec frame needs a code in every stream.
+
+Writing the undelayed frames into a buffer makes the bookkeeping exact: the row fed at delayed
+position p is buf[p - n, n] for stream n. Utterances of a batch are left-padded so that their
+prefixes end together; an utterance whose score is shorter than the batch's longest ignores its
+extra steps.
 """
 from __future__ import annotations
 
@@ -23,10 +30,8 @@ from transformers import DynamicCache
 
 from svslm.lm.checkpoint import load_checkpoint
 from svslm.lm.model import SpeechLM
-from svslm.lm.sequence import build_prefix
-from svslm.lm.vocab import Vocabulary
-
-SVS_PLACEHOLDER = "<svs_placeholder>"  # the fork layout's separator between phones: not a frame
+from svslm.lm.sequence import SequenceConfig, build_prefix
+from svslm.lm.vocab import SVS_PLACEHOLDER, Vocabulary
 
 
 @dataclass
@@ -34,6 +39,7 @@ class DecodeConfig:
     top_k: int = 30  # sample among the k most likely tokens of each stream (0 = all)
     temperature: float = 0.8  # softmax temperature of every stream
     greedy: bool = False  # take the most likely token instead of sampling
+    espnet_mask: bool = True  # allow <pad> in codec streams and the start marker in stream 0, as ESPnet
     batch_size: int = 8  # utterances decoded together
     use_cache: bool = True  # KV cache; false recomputes the whole prefix every step (for checking)
     seed: int = 0  # sampling seed of the stage 3 decode
@@ -77,11 +83,21 @@ def _delayed_rows(buf: torch.Tensor, start: int, end: int, pad: int) -> torch.Te
     return torch.stack(rows, dim=-1)
 
 
+def allowed_ids(vocab: Vocabulary, stream: int, espnet_mask: bool) -> torch.Tensor:
+    """Vocabulary ids a stream may emit: its own tokens first, then what ESPnet's mask adds."""
+    own = torch.from_numpy(vocab.stream_ids(stream))
+    if not espnet_mask:
+        return own
+    extra = vocab.id("<codec_ssl_start/end>") if stream == 0 else vocab.pad
+    return torch.cat([own, torch.tensor([extra])])
+
+
 @torch.no_grad()
 def _decode_batch(
     model: SpeechLM, prefixes: list[np.ndarray], n_frames: list[int], conf: DecodeConfig, gen: torch.Generator
-) -> list[np.ndarray]:
-    vocab, nq = model.vocab, model.conf.nq
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(global ids as fed back [B, T, nq], local ids [B, T, nq]) of the decoded frames."""
+    vocab, nq = model.vocab, model.nq
     device = next(model.parameters()).device
     B = len(prefixes)
     L = max(len(p) for p in prefixes)  # the target starts at buffer frame L for everyone
@@ -98,7 +114,8 @@ def _decode_batch(
     positions = torch.arange(total, device=device)
     attention = (positions[None] >= left_pad[:, None]).long()  # [B, total]
     position_ids = (positions[None] - left_pad[:, None]).clamp(min=0)
-    stream_rows = [torch.from_numpy(vocab.stream_ids(n)).to(device) for n in range(nq)]
+    allowed = [allowed_ids(vocab, n, conf.espnet_mask).to(device) for n in range(nq)]
+    n_own = [len(vocab.stream_ids(n)) for n in range(nq)]
 
     cache = DynamicCache(config=model.corelm.decoders.model.config) if conf.use_cache else None
     h, cache = model.hidden(_delayed_rows(buf, 0, L, vocab.pad), attention[:, :L], position_ids[:, :L], cache)
@@ -108,10 +125,13 @@ def _decode_batch(
             k = p + 1 - n - L  # target frame predicted for stream n
             if k < 0 or k >= T:
                 continue
-            pick = _sample(model.stream_logits(h, n, stream_rows[n]), conf, gen)  # [B] local ids
+            logits = model.stream_logits(h, n, allowed[n])  # [B, K]
+            pick = _sample(logits, conf, gen)
+            # A <pad>/marker pick is fed back; the written local id is the best own token.
+            local = torch.where(pick < n_own[n], pick, logits[:, : n_own[n]].argmax(-1))
             active = k < t_len  # utterances whose score still has frame k
-            out[:, k, n] = torch.where(active, pick, out[:, k, n])
-            buf[:, L + k, n] = torch.where(active, stream_rows[n][pick], buf[:, L + k, n])
+            out[:, k, n] = torch.where(active, local, out[:, k, n])
+            buf[:, L + k, n] = torch.where(active, allowed[n][pick], buf[:, L + k, n])
         if p + 1 == total - 1:
             break
         if conf.use_cache:
@@ -120,7 +140,14 @@ def _decode_batch(
         else:
             h, _ = model.hidden(_delayed_rows(buf, 0, p + 2, vocab.pad), attention[:, : p + 2], position_ids[:, : p + 2])
         h = h[:, -1]
-    return [out[b, : n_frames[b]].cpu().numpy().astype(np.int32) for b in range(B)]
+    return buf[:, L : L + T].cpu(), out.cpu()
+
+
+def greedy_frames(model: SpeechLM, prefix: np.ndarray, n_frames: int, use_cache: bool = True) -> np.ndarray:
+    """int64 [n_frames, nq]: greedy decoding from `prefix` (undelayed, global ids, <pad> kept as 0)."""
+    conf = DecodeConfig(greedy=True, use_cache=use_cache)
+    frames, _ = _decode_batch(model, [np.asarray(prefix, dtype=np.int64)], [n_frames], conf, torch.Generator())
+    return frames[0].numpy()
 
 
 def decode(
@@ -140,13 +167,14 @@ def decode(
     if len(svs_lb) != len(prompts):
         raise ValueError(f"{len(svs_lb)} svs_lb sequences but {len(prompts)} prompts")
     frames = n_frames or [svs_lb_frames(s, f"utterance {i}") for i, s in enumerate(svs_lb)]
-    prefixes = [build_prefix(vocab, s, p, f"utterance {i}") for i, (s, p) in enumerate(zip(svs_lb, prompts))]
+    seq_conf = getattr(model, "sequence", None) or SequenceConfig()
+    prefixes = [build_prefix(vocab, s, p, f"utterance {i}", seq_conf) for i, (s, p) in enumerate(zip(svs_lb, prompts))]
     order = sorted(range(len(prefixes)), key=lambda i: (len(prefixes[i]) + frames[i], i))
     gen = torch.Generator().manual_seed(seed)
     results: list[np.ndarray | None] = [None] * len(prefixes)
     for start in range(0, len(order), conf.batch_size):
         idx = order[start : start + conf.batch_size]
-        decoded = _decode_batch(model, [prefixes[i] for i in idx], [frames[i] for i in idx], conf, gen)
-        for i, tokens in zip(idx, decoded):
-            results[i] = tokens
+        _, local = _decode_batch(model, [prefixes[i] for i in idx], [frames[i] for i in idx], conf, gen)
+        for b, i in enumerate(idx):
+            results[i] = local[b, : frames[i]].numpy().astype(np.int32)
     return results  # type: ignore[return-value]

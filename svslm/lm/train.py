@@ -10,6 +10,7 @@ Layout of `exp_dir` (docs/formats.md):
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -73,12 +74,32 @@ def resolve_deepspeed_config(conf: LMRecipeConfig, config_path: Path, total_step
         raise ValueError(f"{path}: gradient_accumulation_steps {ds['gradient_accumulation_steps']} "
                          f"differs from train.grad_accum {conf.train.grad_accum} in {config_path}")
     ds["train_batch_size"] = ds["gradient_accumulation_steps"] * world_size
+    params = ds.get("optimizer", {}).get("params", {})
+    if params.get("lr", "auto") == "auto":
+        if conf.train.lr is None:
+            raise ValueError(f"{path}: optimizer lr is \"auto\" and {config_path} sets no train.lr")
+        params["lr"] = conf.train.lr
+    elif conf.train.lr is not None and params["lr"] != conf.train.lr:
+        raise ValueError(f"{path}: optimizer lr {params['lr']} differs from train.lr {conf.train.lr} in {config_path}; "
+                         "set it in one place (train.lr, with \"lr\": \"auto\" in the JSON)")
     sched = ds.get("scheduler", {}).get("params", {})
     if sched.get("total_num_steps") == "auto":
         sched["total_num_steps"] = total_steps
     if "warmup_num_steps" in sched:  # DeepSpeed refuses a warm-up longer than the schedule
         sched["warmup_num_steps"] = max(1, min(sched["warmup_num_steps"], total_steps))
     return ds
+
+
+def check_geometry(conf: LMRecipeConfig, model: SpeechLM, init_dir: Path, config_path: Path) -> None:
+    """The YAML's `model` geometry (if any) must be the checkpoint's: stage 3 uses the checkpoint's."""
+    if conf.model is None:
+        return
+    have = model.conf
+    diff = [f"{f.name}: {config_path} says {getattr(conf.model, f.name)}, checkpoint has {getattr(have, f.name)}"
+            for f in dataclasses.fields(conf.model) if getattr(conf.model, f.name) != getattr(have, f.name)]
+    if diff:
+        raise ValueError(f"{init_dir}: the checkpoint's geometry is not the YAML's `model` (stage 3 trains the "
+                         f"checkpoint's; remove `model:` or fix it):\n  " + "\n  ".join(diff))
 
 
 def complete_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
@@ -115,11 +136,13 @@ class Trainer:
         torch.manual_seed(self.tc.seed)
 
         self.model: SpeechLM = load_checkpoint(init_dir, loss=conf.loss, attn_implementation=self.tc.attn_implementation)
+        check_geometry(conf, self.model, init_dir, config_path)
+        self.model.sequence = conf.sequence  # the fine-tuning config decides, as in ESPnet
         if self.tc.activation_checkpointing:
             self.model.corelm.decoders.model.activation_checkpointing_enable()
         vocab = self.model.vocab
-        self.train_set = SVSDataset(load_split(train_json), vocab)
-        self.valid_set = SVSDataset(load_split(valid_json), vocab)
+        self.train_set = SVSDataset(load_split(train_json), vocab, conf.sequence, self.tc.seed)
+        self.valid_set = SVSDataset(load_split(valid_json), vocab, conf.sequence, self.tc.seed)
         for ds in (self.train_set, self.valid_set):
             ds.check()  # every bad utterance reported before any compute is spent
         self.train_batches = make_batches(self.train_set.lengths, self.tc.batch_bins, self.tc.max_batch_size)
@@ -257,6 +280,7 @@ class Trainer:
         t_last, frames_since = time.time(), 0
         while st.step < self.total_steps:
             order = epoch_order(len(self.train_batches), tc.seed, st.epoch)[: self.steps_per_epoch * tc.grad_accum]
+            self.train_set.epoch = st.epoch
             bar = tqdm(total=len(order), initial=st.batch_pos, desc=f"epoch {st.epoch + 1}", disable=self.rank != 0)
             while st.batch_pos < len(order) and st.step < self.total_steps:
                 utts = self.train_batches[order[st.batch_pos]]
@@ -311,7 +335,7 @@ class Trainer:
         result = self.validate()
         result["step"] = st.step
         st.history.append(result)
-        accs = " ".join(f"{result[f'acc_stream{n}']:.3f}" for n in range(self.model.conf.nq))
+        accs = " ".join(f"{result[f'acc_stream{n}']:.3f}" for n in range(self.model.nq))
         log.info("validation at step %d (epoch %d): loss %.4f, per-stream acc [%s]", st.step, st.epoch + 1, result["loss"], accs)
         if self.writer:
             for k, v in result.items():

@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from svslm.lm.vocab import codec_ssl_tokens
 from svslm.tokenize.codec import (
     CodecConfig,
     CodecTokenizer,
@@ -416,9 +417,7 @@ def write_token_lists(token_list_dir: Path, splits: list[SplitData], cfg: Tokeni
     inventory = {p["phn"] for s in splits for phones in s.phones.values() for p in phones}
     svs = build_token_list(inventory, cfg.svs_lb.layout)
     atomic_write_text(token_list_dir / "svs_lb.txt", "".join(t + "\n" for t in svs))
-    codec_ssl = [f"<ssl_code{k}>" for k in range(ssl_vocab)] + [
-        f"<codec_layer{i}_code{j}>" for i in range(8) for j in range(codebook_size)
-    ]
+    codec_ssl = codec_ssl_tokens(ssl_vocab, 8, codebook_size)  # ESPnet's names: <ssl_code1>.. (1-based)
     atomic_write_text(token_list_dir / "codec_ssl.txt", "".join(t + "\n" for t in codec_ssl))
 
 
