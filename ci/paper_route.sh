@@ -14,10 +14,11 @@
 # - DeepSpeed FP16 (conf/deepspeed/paper_zero2_fp16.json) needs CUDA: the same JSON with bf16
 #   instead of fp16 (ZeRO-2 and everything else unchanged), and torch's Adam instead of DeepSpeed's
 #   FusedAdam, which would be compiled on first use.
-# - The ESPnet-Codec DAC and XEUS checkpoints cannot be downloaded: the mini codec and SSL backends
-#   (codec.backend / ssl.backend mini), at small codebook sizes.
-# TODO(issue 13): when ESPnet imports, use the espnet codec/SSL backends on tiny ESPnet-built models
-#   (local/espnet_tiny_models.py): set codec_ssl_overrides below in the `espnet` branch.
+# - The ESPnet-Codec DAC and XEUS checkpoints cannot be downloaded: with ESPnet installed
+#   (./install.sh --espnet), tiny random models of the same classes and on-disk format built by
+#   ESPnet's own task classes (local/espnet_tiny_models.py: DAC 8 x 1024, an XEUS-like SSLTask model
+#   and its k-means) run through the espnet/xeus back ends; without ESPnet, the mini codec and SSL
+#   back ends at small codebook sizes.
 set -euo pipefail
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (paper_route.sh:${BASH_LINENO[0]}) $*" >&2; }
 
@@ -36,21 +37,35 @@ python "${root}/local/mini/make_corpus.py" --config "${root}/conf/data/mini_corp
     "singers=[{singer: 1, low_midi: 60, high_midi: 79}, {singer: 3, low_midi: 48, high_midi: 67, tract_scale: 0.86}]"
 
 # ---- codec and SSL tokenizers ----
-codebook=32; ssl_clusters=32
-if python -c "import espnet2" 2>/dev/null && [ -f "${root}/local/espnet_tiny_models.py" ]; then
-    log "ESPnet is importable, but the tiny ESPnet models are not wired in yet (TODO issue 13): mini backends"
-fi
-codec_ssl_overrides="codec.backend=mini codec.codebook_size=${codebook} codec.device=auto ssl.backend=mini \
+if python -c "import espnet2" 2>/dev/null; then
+    python "${root}/local/espnet_tiny_models.py" --out_dir "${work}/espnet_tiny" >/dev/null
+    # The builder's tokenize YAML names its files and sizes; stage 2 takes them as overrides of
+    # conf/tokenize/paper.yaml, the config a cluster user runs.
+    read -r codebook ssl_clusters codec_ssl_overrides < <(python - "${work}/espnet_tiny/tokenize.yaml" <<'EOF'
+import sys, yaml
+t = yaml.safe_load(open(sys.argv[1]))
+c, s = t["codec"], t["ssl"]
+keys = [f"codec.{k}={c[k]}" for k in ("backend", "codebook_size", "model_file", "config_file")]
+keys += [f"ssl.{k}={s[k]}" for k in ("backend", "layer", "n_clusters", "model_path", "config_path", "kmeans_path")]
+print(c["codebook_size"], s["n_clusters"], " ".join(keys + ["codec.device=auto", "ssl.device=auto"]))
+EOF
+)
+    log "CPU substitute: tiny ESPnet-built DAC (${codebook} x 8) and XEUS-like model (${ssl_clusters} clusters) through the espnet/xeus back ends for ESPnet-Codec DAC + XEUS"
+else
+    codebook=32; ssl_clusters=32
+    codec_ssl_overrides="codec.backend=mini codec.codebook_size=${codebook} codec.device=auto ssl.backend=mini \
 ssl.n_clusters=${ssl_clusters} ssl.kmeans_path='' ssl.device=auto codec.kmeans_n_init=1 ssl.kmeans_n_init=1 codec.griffin_lim_iters=4"
-log "CPU substitute: codec/SSL backends mini (${codebook} x 8 codec, ${ssl_clusters} SSL clusters) for ESPnet-Codec DAC + XEUS"
+    log "CPU substitute (no ESPnet installed): codec/SSL backends mini (${codebook} x 8 codec, ${ssl_clusters} SSL clusters) for ESPnet-Codec DAC + XEUS"
+fi
 
 # ---- the "pretrained" LM: conf/lm/paper.yaml's format and vocabulary layout at a tiny geometry ----
 # Its codec_ssl tokens are the ones stage 2 writes for these tokenizer sizes (checked after stage 2).
 mkdir -p "${work}/pretrained_tokens"
 python - "${work}/pretrained_tokens/codec_ssl.txt" ${ssl_clusters} ${codebook} <<'EOF'
 import sys
+from svslm.lm.vocab import codec_ssl_tokens
 path, n_ssl, n_codec = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-tokens = [f"<ssl_code{k}>" for k in range(n_ssl)] + [f"<codec_layer{i}_code{j}>" for i in range(8) for j in range(n_codec)]
+tokens = codec_ssl_tokens(n_ssl, 8, n_codec)  # ESPnet's names: <ssl_code1>.. (1-based)
 open(path, "w", encoding="utf-8").write("".join(t + "\n" for t in tokens))
 EOF
 lm_geometry="model.hidden_size=64 model.num_hidden_layers=2 model.num_attention_heads=4 model.num_key_value_heads=4 \

@@ -23,6 +23,7 @@ import torch
 from svslm.tokenize.espnet_load import import_task, load_espnet_model
 from svslm.tokenize.kmeans import fit_kmeans, nearest, sample_frames
 from svslm.utils.config import load_config, save_config
+from svslm.utils.device import resolve_device
 from svslm.utils.fileio import atomic_save_npy
 from svslm.utils.mel import MelConfig, griffin_lim, mel_spectrogram
 
@@ -43,7 +44,7 @@ class CodecConfig:
     griffin_lim_iters: int = 32  # mini: Griffin-Lim iterations of the decoder
     model_file: str = ""  # espnet: the codec checkpoint (.pth)
     config_file: str = ""  # espnet: the codec's training config.yaml
-    device: str = "cpu"  # espnet: torch device of the codec
+    device: str = "auto"  # espnet: torch device of the codec (auto = CUDA when present; svslm.utils.device)
 
 
 class CodecTokenizer(abc.ABC):
@@ -178,9 +179,9 @@ class EspnetCodec(CodecTokenizer):
                 f"(e.g. ftshijt/espnet_codec_dac_large_v1.4_360epoch); not found: {', '.join(missing)}"
             )
         task = import_task("gan_codec", "GANCodecTask", "the espnet codec backend")
-        model, _ = load_espnet_model(task, config.config_file, config.model_file, config.device)
+        self.device = resolve_device(config.device)
+        model, _ = load_espnet_model(task, config.config_file, config.model_file, str(self.device))
         self.config = config
-        self.device = torch.device(config.device)
         self._generator = model.codec.generator
         meta = model.codec.meta_info()
         if meta["fs"] != SAMPLE_RATE or meta["frame_shift"] != HOP_LENGTH or meta["num_streams"] < N_CODEBOOKS:

@@ -27,6 +27,7 @@ import torch
 from svslm.tokenize.espnet_load import import_task, load_espnet_model
 from svslm.tokenize.kmeans import fit_kmeans, nearest, sample_frames
 from svslm.utils.config import load_config, save_config
+from svslm.utils.device import resolve_device
 from svslm.utils.fileio import atomic_save_npy
 from svslm.utils.mel import MelConfig, mel_spectrogram
 
@@ -48,7 +49,7 @@ class SSLConfig:
     kmeans_batch_size: int = 10000  # MiniBatchKMeans batch size
     kmeans_n_init: int = 3  # k-means restarts, the best kept
     seed: int = 0  # seed of the frame sample and of k-means
-    device: str = "cpu"  # hubert/xeus: torch device
+    device: str = "auto"  # hubert/xeus: torch device (auto = CUDA when present; svslm.utils.device)
 
 
 class FeatureExtractor(abc.ABC):
@@ -81,12 +82,12 @@ class HubertFeatures(FeatureExtractor):
                 f"the hubert SSL backend needs ssl.model_path = a local transformers HuBERT directory; "
                 f"got {config.model_path!r}"
             )
-        self.model = HubertModel.from_pretrained(config.model_path).to(config.device).eval()
+        self.device = resolve_device(config.device)
+        self.model = HubertModel.from_pretrained(config.model_path).to(self.device).eval()
         n_layers = self.model.config.num_hidden_layers
         if not 1 <= config.layer <= n_layers:
             raise ValueError(f"ssl.layer={config.layer} but {config.model_path} has layers 1..{n_layers}")
         self.layer = config.layer
-        self.device = torch.device(config.device)
         # The conv front end (total stride 320, receptive field 400) gives floor((N - 400) / 320) + 1
         # frames; 40 samples of padding on each side centre the windows and give N // 320.
         self.pad = 40
@@ -123,7 +124,8 @@ class XeusFeatures(FeatureExtractor):
                 f"(espnet/xeus: model/xeus_checkpoint_new.pth, model/config.yaml); not found: {', '.join(missing)}"
             )
         task = import_task("ssl", "SSLTask", "the xeus SSL backend")
-        self.model, _ = load_espnet_model(task, config.config_path, config.model_path, config.device)
+        self.device = resolve_device(config.device)
+        self.model, _ = load_espnet_model(task, config.config_path, config.model_path, str(self.device))
         n_blocks = len(self.model.encoder.encoders)
         if not 0 <= config.layer < n_blocks:
             raise ValueError(f"ssl.layer={config.layer} but {config.model_path} has layers 0..{n_blocks - 1} "
@@ -131,7 +133,6 @@ class XeusFeatures(FeatureExtractor):
         self.layer = config.layer
         self.n_blocks = n_blocks
         self.where = config.model_path
-        self.device = torch.device(config.device)
 
     @torch.no_grad()
     def __call__(self, wav: np.ndarray) -> np.ndarray:
