@@ -330,3 +330,44 @@ def test_mixed_precision_trains(recipe, tmp_path, precision):
     assert state["step"] == 2 and all(np.isfinite(train_losses(tmp_path)))
     assert (state["scaler"] is not None) == (precision == "fp16")
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_batches_reach_a_non_cpu_device_with_the_codec_fed_on_the_cpu(recipe):
+    # "meta" stands in for CUDA here: the mini codec's tables stay on the CPU, so a CUDA run
+    # must hand it CPU tokens and move the embedding (the first GPU run would fail otherwise).
+    cfg = tiny_config(output="codec_emb", use_pitch=True)
+    examples, _ = load_split("train", cfg.model, cfg.data, recipe / "data", recipe / "dump", recipe / "exp/lm/decode")
+    from svslm.flow.data import FlowDataset, collate
+    from svslm.flow.train import model_inputs
+
+    seen = []
+
+    class CpuOnlyCodec(StandInCodec):
+        def embed(self, tokens):
+            seen.append(tokens.device.type)
+            return super().embed(tokens)
+
+    batch = collate([FlowDataset(examples, cfg.model)[i] for i in range(2)])
+    model = FlowModel(cfg.model, StandInCodec.embed_dim)
+    inputs = model_inputs(batch, CpuOnlyCodec(), model, torch.device("meta"))
+    assert seen == ["cpu", "cpu"]
+    assert all(v.device.type == "meta" for v in inputs.values())
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in CONF.glob("*.yaml")))
+def test_every_parameter_learns_from_the_loss_as_ddp_requires(config):
+    # DistributedDataParallel (find_unused_parameters off) fails at the second step of a
+    # multi-GPU run when any parameter gets no gradient: check each shipped variant here.
+    cfg = load_config(CONF / config, FlowTrainConfig)
+    model = FlowModel(cfg.model, StandInCodec.embed_dim)
+    b, t = 2, 24
+    inputs = {"target": torch.randn(b, model.out_dim, t), "codec_emb": torch.randn(b, t, StandInCodec.embed_dim),
+              "mask": torch.ones(b, t, dtype=torch.bool)}
+    if cfg.model.use_pitch:
+        inputs["midi"] = torch.randint(0, 80, (b, t))
+    if cfg.model.use_prompt:
+        inputs["prompt_mel"] = torch.randn(b, cfg.model.mel.n_mels, cfg.model.prompt_frames)
+    from svslm.flow.train import LossModule
+
+    LossModule(model).train()(inputs, None).backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []

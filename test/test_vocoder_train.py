@@ -302,3 +302,24 @@ def test_mixed_precision_trains_the_vocoder(data_dir, tmp_path, precision):
     assert (state["scaler"] is not None) == (precision == "fp16")
     assert all(np.isfinite(train_losses(tmp_path)))
     assert all(torch.isfinite(v).all() for v in state["generator"].values())
+
+
+@pytest.mark.parametrize("config", ["tiny.yaml", "paper.yaml"])
+def test_every_parameter_learns_in_its_update_as_ddp_requires(config):
+    # DistributedDataParallel (find_unused_parameters off) fails at the second step of a
+    # multi-GPU run when a wrapped module has a parameter without a gradient.
+    from svslm.utils.config import load_config
+    from svslm.vocoder.models import Discriminators, Generator
+    from svslm.vocoder.train import DiscriminatorStep, GeneratorStep
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "conf" / "vocoder" / config, VocoderConfig)
+    generator, discriminators = Generator(cfg.generator, cfg.mel), Discriminators(cfg.discriminator)
+    frames = 8  # a short segment: the paper-size networks are slow on a CPU
+    mel, wav = torch.randn(1, cfg.mel.n_mels, frames) * 10 - 40, torch.randn(1, frames * 320) * 0.1
+    f0 = torch.full((1, frames), 220.0) if cfg.generator.source_harmonics else None
+    fake, logits = GeneratorStep(generator, cfg)(mel, f0)
+    (fake.abs().mean() + (logits.float().mean() if logits is not None else 0)).backward()
+    real_scores, fake_scores = DiscriminatorStep(discriminators)(wav, fake.detach())
+    sum(s.mean() for s in real_scores + fake_scores).backward()
+    for module in (generator, discriminators):
+        assert [n for n, p in module.named_parameters() if p.grad is None] == []

@@ -107,12 +107,14 @@ def lr_factor(step: int, cfg: OptimConfig) -> float:
 def model_inputs(batch: dict, codec: CodecEmbedder, model: FlowModel, device: torch.device) -> dict[str, Any]:
     """A collated batch -> keyword arguments of `FlowModel.loss` (codec tokens embedded here)."""
     mask = batch["mask"].to(device)
+    # Tokens go to the codec as they come (on the CPU): the codec keeps them where its tables are
+    # (the mini codec's on the CPU, ESPnet's on its device), and the embedding comes here.
     with torch.no_grad():
-        codec_emb = codec.embed(batch["cond_tokens"].to(device)).float()  # [B, T, D]
+        codec_emb = codec.embed(batch["cond_tokens"]).float().to(device)  # [B, T, D]
         if model.output == "mel":
             target = batch["target_mel"].to(device)  # [B, n_mels, T]
         else:
-            target = codec.embed(batch["target_tokens"].to(device)).float().transpose(1, 2)  # [B, D, T]
+            target = codec.embed(batch["target_tokens"]).float().to(device).transpose(1, 2)  # [B, D, T]
     inputs = {"target": target, "codec_emb": codec_emb, "mask": mask}
     if "midi" in batch:
         inputs["midi"] = batch["midi"].to(device)
