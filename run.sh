@@ -182,11 +182,12 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp} ${lm_args}
     for split in ${lm_decode_sets}; do
         if [ "${num_jobs}" -gt 0 ]; then  # chunks as an array (on GPUs with --gpus); the run below merges
-            runner=${train_cmd}; [ "${gpus}" -gt 0 ] && runner=${cuda_cmd}
+            runner=${train_cmd}; device=cpu  # a --device in decode_args comes last and wins
+            [ "${gpus}" -gt 0 ] && runner=${cuda_cmd} && device=cuda
             run_jobs stage3_lm_decode_${split} "${runner}" python -m svslm.bin.lm_decode \
                 --config "${decode_config}" --model_dir ${lm_exp}/best \
                 --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split} \
-                --job JOB --num_jobs ${num_jobs} ${decode_args}
+                --device ${device} --job JOB --num_jobs ${num_jobs} ${decode_args}
         fi
         run_step stage3_lm_decode_${split} python -m svslm.bin.lm_decode \
             --config "${decode_config}" --model_dir ${lm_exp}/best \

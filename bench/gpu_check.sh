@@ -11,7 +11,7 @@
 # - the svslm environment (./install.sh, then `. ./path.sh`) with a CUDA build of torch in place
 #   of the CPU wheel, and deepspeed (DS_BUILD_OPS=0 is enough); no internet: the mini corpus is
 #   generated and every model is made here;
-# - nvcc + ninja for DeepSpeed's FusedAdam JIT build; without nvcc the check runs the paper's
+# - nvcc + ninja for DeepSpeed's FusedAdam JIT build; without either the check runs the paper's
 #   JSON with "torch_adam": true (the only change) and says so in gpu.md (--torch_adam true
 #   forces that, false forbids it);
 # - ~25 GB free disk under --work_dir (the probe writes a 1.7B checkpoint), 16 CPU cores help
@@ -70,7 +70,7 @@ step nvidia_smi nvidia-smi --query-gpu=name,memory.total,driver_version --format
 # The paper's DeepSpeed JSON, as it is when FusedAdam can be built, else with torch's Adam.
 ds_json=${ROOT}/conf/deepspeed/paper_zero2_fp16.json
 if [ "${torch_adam}" = auto ]; then
-    torch_adam=true; command -v nvcc >/dev/null 2>&1 && torch_adam=false
+    torch_adam=true; command -v nvcc >/dev/null 2>&1 && command -v ninja >/dev/null 2>&1 && torch_adam=false
 fi
 if ${torch_adam}; then
     ds_json=${work_dir}/paper_zero2_fp16_torch_adam.json
