@@ -222,3 +222,14 @@ def test_synthesis_as_two_jobs_equals_one_run_and_a_killed_job_reruns_alone(tmp_
     run_inference(CONFIG, "conf.yaml", **two, job=JobSlice(1, 2))
     run_inference(CONFIG, "conf.yaml", **two, job=JobSlice(2, 2))
     assert rendered == [lost.stem] and lost.read_bytes() == (one["out_dir"] / lost.relative_to(two["out_dir"])).read_bytes()
+    lm_cd = next(c for c in run_inference(CONFIG, "conf.yaml", **two)["conditions"] if c["slug"] == "lm_cd")
+    assert lm_cd["timing"]["n_rendered"] == len(UTTS) + 1  # the re-rendered wav counted once more
+
+    # A job that runs twice before the merge (a failure, then its re-run) keeps both runs' timings.
+    three = make_recipe(tmp_path / "three")
+    run_inference(CONFIG, "conf.yaml", **three, job=JobSlice(1, 2))
+    (three["out_dir"] / "wav" / "lm_cd" / f"{utts[0]}.wav").unlink()
+    run_inference(CONFIG, "conf.yaml", **three, job=JobSlice(1, 2))
+    run_inference(CONFIG, "conf.yaml", **three, job=JobSlice(2, 2))
+    lm_cd = next(c for c in run_inference(CONFIG, "conf.yaml", **three)["conditions"] if c["slug"] == "lm_cd")
+    assert lm_cd["timing"]["n_rendered"] == len(UTTS) + 1

@@ -373,16 +373,13 @@ def run_inference(
     problems += [f"reference {u}: {e}" for u, e in ref_errors]
     job_files = sorted((out_dir / "jobs").glob("timing.*.json"))
     if job is not None:
-        atomic_write_json(out_dir / "jobs" / f"timing.{job.job}.json", timing)
+        _add_job_timing(out_dir / "jobs" / f"timing.{job.job}.json", timing)
         if problems:
             raise RuntimeError(f"{job}: {len(problems)} problem(s); everything else was written:\n  "
                                + "\n  ".join(problems))
         return {}
     for path in job_files:  # the jobs' renderings, whose wavs this run found on disk
-        for name, t in json.loads(path.read_text(encoding="utf-8")).items():
-            if name in timing:
-                for key, value in t.items():
-                    timing[name][key] += value
+        _add_timing(timing, json.loads(path.read_text(encoding="utf-8")))
 
     manifest = _merge_manifest(out_dir / "manifest.json", {
         "version": MANIFEST_VERSION,
@@ -402,6 +399,22 @@ def run_inference(
     if problems:
         raise RuntimeError(f"{len(problems)} problem(s); everything else was written:\n  " + "\n  ".join(problems))
     return manifest
+
+
+def _add_timing(timing: dict[str, dict[str, float]], more: dict[str, dict[str, float]]) -> None:
+    for name, t in more.items():
+        if name in timing:
+            for key, value in t.items():
+                timing[name][key] += value
+
+
+def _add_job_timing(path: Path, timing: dict[str, dict[str, float]]) -> None:
+    """A job's timings, added to those of its earlier runs (a job re-run after a failure renders
+    only what is missing; the merging run counts every run's wavs)."""
+    total = {name: dict(t) for name, t in timing.items()}
+    if path.is_file():
+        _add_timing(total, json.loads(path.read_text(encoding="utf-8")))
+    atomic_write_json(path, total)
 
 
 def _threads_per_job(nj: int) -> int:

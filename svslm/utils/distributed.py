@@ -8,8 +8,8 @@ Started any other way, a trainer is one process with world size 1 and nothing he
 How the trainers split the work: every rank builds the same list of *global* batches (the batch
 size in YAML is the global one), and rank r trains on `shard(batch)[r]` of each. Gradients are
 averaged by DistributedDataParallel; a trainer whose loss is a mean over a variable number of
-elements weights each rank's loss by its share (`Dist.share`), so N processes compute the same
-step as one process with the whole batch. Rank 0 alone logs, validates and writes files.
+elements (the flow's frames) weights each rank's loss by its share of them, so N processes
+compute the same step as one process with the whole batch. Rank 0 alone logs, validates and writes files.
 """
 from __future__ import annotations
 
@@ -74,13 +74,6 @@ class Dist:
             dist.all_reduce(total)
         return total
 
-    def share(self, local_count: float) -> tuple[float, torch.Tensor]:
-        """For a loss that is a mean over `local_count` elements on this rank: the factor that
-        turns it into this rank's part of the global mean under DDP's gradient averaging
-        (local / global x world size), and the global count."""
-        total = self.sum(local_count)
-        return float(local_count / total.clamp(min=1e-12) * self.world_size), total
-
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
@@ -92,14 +85,6 @@ class Dist:
         out: list = [None] * self.world_size
         dist.all_gather_object(out, obj)
         return out
-
-    def broadcast(self, obj: T) -> T:
-        """Rank 0's `obj` on every rank."""
-        if not self.enabled:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
 
 
 def setup(device: str) -> Dist:
