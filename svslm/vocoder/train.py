@@ -315,7 +315,9 @@ class Trainer:
             if dist.enabled:  # the same initial weights (DDP broadcasts them), then each its own noise
                 torch.manual_seed(tc.seed * 1000003 + dist.rank)
         self.wrap()
-        writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.step) if main else None
+        # Scalars after the checkpoint's step came from a run killed before its next checkpoint:
+        # hidden, as they are written again. Those of the step itself were written before it.
+        writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.step + 1) if main else None
         progress = tqdm(total=tc.max_steps, initial=self.step, desc="vocoder", unit="step", dynamic_ncols=True,
                         disable=not main)
         self.generator.train()
