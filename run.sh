@@ -4,6 +4,7 @@
 #   ./run.sh                                  # all six stages on the embedded mini corpus (CPU)
 #   ./run.sh --stage 3 --stop_stage 3         # one stage
 #   ./run.sh --corpus ace_opencpop --db_root /data/ace-opencpop --gpus 8
+#   ./run.sh --corpus ace_opencpop --gpus 8 --num_jobs 32 --cmd_backend slurm   # README: clusters
 #
 # Each stage calls one `python -m svslm.bin.<verb>` with explicit paths; its log is
 # exp/logs/<tag>/stage<N>_<name>.log. Outputs land in data/, dump/ and exp/ under the current directory.
@@ -22,7 +23,7 @@ stop_stage=6            # last stage to run
 corpus=mini             # mini | ace_opencpop | opencpop
 db_root=                # corpus on disk; default from db.sh
 nj=2                    # parallel jobs for data, tokenization, inference and scoring
-gpus=0                  # GPUs for LM training (0 = CPU, one process)
+gpus=0                  # GPUs per node for stages 3-5 (0 = CPU, one process); stages 4-5 run under torchrun
 skip_bad=false          # stage 1: skip (and list) bad utterances instead of failing
 fs=16000                # sample rate of the prepared audio (the codec's)
 pretrained_lm=          # ESPnet-SpeechLM checkpoint: dir with config.yaml + weights, or a weights file; empty on mini = make a tiny one
@@ -37,6 +38,11 @@ conditions=             # stages 4 and 6: only these conditions (slugs such as l
 score_config=           # stage 6 scoring YAML
 asr_config=             # stage 6 phoneme CTC recogniser YAML (for PER)
 tag=                    # name of this run under exp/ (default: the corpus)
+# ---- scale-out: job arrays (cmd.sh) and multi-node launchers; README "Many GPUs and clusters" ----
+num_jobs=0              # stages 2, 3 (decoding) and 6 (synthesis) as arrays of this many jobs (0 = --nj processes)
+cmd_backend=local       # where the job arrays run (cmd.sh): local | slurm | queue
+torchrun_opts=          # stages 4-5: torchrun's options instead of --standalone, e.g. "--nnodes 2 --node_rank 0 --rdzv_backend c10d --rdzv_endpoint host0:29500"
+deepspeed_opts=         # stage 3: extra deepspeed launcher options, e.g. "--hostfile hostfile" (multi-node)
 # Extra arguments passed through to one step (ESPnet's *_args convention), e.g.
 # --lm_args "--override train.max_epochs=2"; every svslm.bin entry point takes --override key=value.
 local_data_opts=        # stage 1: options of local/<corpus>/data.sh, e.g. "--corpus_config my.yaml"
@@ -127,6 +133,45 @@ run_step() {
     fi
 }
 
+# ---- scale-out helpers: job arrays through cmd.sh, torchrun for stages 4-5 ----
+[ -f ./cmd.sh ] && . ./cmd.sh || . "${SVSLM_ROOT}/cmd.sh"
+
+# job_runner CONFIG KEY: cmd.sh's GPU runner when the YAML value at KEY (dotted) asks for CUDA
+# ("cuda...", or "auto" with --gpus > 0), else its CPU runner.
+job_runner() {
+    local device
+    device=$(python -c 'import sys, yaml
+value = yaml.safe_load(open(sys.argv[1])) or {}
+for key in sys.argv[2].split("."):
+    value = value.get(key, "") if isinstance(value, dict) else ""
+print(value)' "$1" "$2")
+    if [[ "${device}" == cuda* ]] || { [ "${device}" = auto ] && [ "${gpus}" -gt 0 ]; }; then
+        echo "${cuda_cmd}"
+    else
+        echo "${train_cmd}"
+    fi
+}
+
+# run_jobs NAME RUNNER CMD...: CMD as a JOB=1:${num_jobs} array (JOB in CMD becomes 1..N), job J's
+# log in exp/logs/NAME.J.log; on failure, the failed jobs' logs are named and the run stops.
+run_jobs() {
+    local name=$1 runner=$2; shift 2
+    log "  ${runner} JOB=1:${num_jobs} ${exp}/logs/${name}.JOB.log $*"
+    # shellcheck disable=SC2086 # the runner string holds its options
+    if ! ${runner} JOB=1:${num_jobs} "${exp}/logs/${name}.JOB.log" "$@"; then
+        log "FAILED: ${name} (a re-run redoes only what the failed jobs left undone)"
+        exit 1
+    fi
+}
+
+# Stages 4-5: one process, or torchrun with --gpus processes per node (data parallel).
+if [ "${gpus}" -gt 0 ]; then
+    # shellcheck disable=SC2206 # torchrun_opts is a list of options
+    train_launcher=(torchrun --nproc_per_node "${gpus}" ${torchrun_opts:---standalone})
+else
+    train_launcher=(python)
+fi
+
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     log "===== Stage 1: data preparation (${corpus}: ${db_root} -> ${data}/) ====="
     run_step stage1_data "${SVSLM_ROOT}/local/${corpus}/data.sh" \
@@ -135,6 +180,12 @@ fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     log "===== Stage 2: tokenization (svs_lb, codec_ssl, prompts) and vocabulary extension -> ${dump}/ ====="
+    if [ "${num_jobs}" -gt 0 ]; then  # tokenizers once, shards as an array; the run below merges
+        run_step stage2_tokenize_prepare python -m svslm.bin.tokenize \
+            --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --part prepare ${tokenize_args}
+        run_jobs stage2_tokenize "$(job_runner "${tokenize_config}" codec.device)" python -m svslm.bin.tokenize \
+            --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --job JOB --num_jobs ${num_jobs} ${tokenize_args}
+    fi
     run_step stage2_tokenize python -m svslm.bin.tokenize \
         --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --nj ${nj} ${tokenize_args}
     if [ -z "${pretrained_lm}" ]; then
@@ -150,7 +201,8 @@ fi
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     log "===== Stage 3: LM fine-tuning with DeepSpeed (${lm_config}) -> ${lm_exp}/ ====="
     if [ "${gpus}" -gt 0 ]; then
-        launcher=(deepspeed --num_gpus "${gpus}")
+        # shellcheck disable=SC2206 # deepspeed_opts is a list of options
+        launcher=(deepspeed --num_gpus "${gpus}" ${deepspeed_opts})
     else
         launcher=(torchrun --standalone --nproc_per_node 1)   # DeepSpeed on CPU, one process
     fi
@@ -159,6 +211,14 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         --config "${lm_config}" --init_dir ${dump}/lm_init \
         --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp} ${lm_args}
     for split in ${lm_decode_sets}; do
+        if [ "${num_jobs}" -gt 0 ]; then  # chunks as an array (on GPUs with --gpus); the run below merges
+            runner=${train_cmd}; device=cpu  # a --device in decode_args comes last and wins
+            [ "${gpus}" -gt 0 ] && runner=${cuda_cmd} && device=cuda
+            run_jobs stage3_lm_decode_${split} "${runner}" python -m svslm.bin.lm_decode \
+                --config "${decode_config}" --model_dir ${lm_exp}/best \
+                --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split} \
+                --device ${device} --job JOB --num_jobs ${num_jobs} ${decode_args}
+        fi
         run_step stage3_lm_decode_${split} python -m svslm.bin.lm_decode \
             --config "${decode_config}" --model_dir ${lm_exp}/best \
             --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split} ${decode_args}
@@ -169,7 +229,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     log "===== Stage 4: flow matching (${flow_configs//$'\n'/ }) -> ${exp}/flow/ ====="
     for flow_config in ${flow_configs}; do
         flow_tag=$(basename "${flow_config}" .yaml)
-        run_step stage4_flow_${flow_tag} python -m svslm.bin.flow_train \
+        run_step stage4_flow_${flow_tag} "${train_launcher[@]}" -m svslm.bin.flow_train \
             --config "${flow_config}" --data_dir ${data} --dump_dir ${dump} \
             --lm_decode_dir ${lm_exp}/decode --exp_dir ${exp}/flow/${tag}/${flow_tag} ${flow_args}
     done
@@ -177,12 +237,18 @@ fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "===== Stage 5: HiFi-GAN vocoder (${vocoder_config}) -> ${voc_exp}/ ====="
-    run_step stage5_vocoder python -m svslm.bin.vocoder_train \
+    run_step stage5_vocoder "${train_launcher[@]}" -m svslm.bin.vocoder_train \
         --config "${vocoder_config}" --data_dir ${data} --exp_dir ${voc_exp} ${vocoder_args}
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     log "===== Stage 6: inference, scoring, RESULTS.md and report -> ${eval_exp}/ ====="
+    if [ "${num_jobs}" -gt 0 ]; then  # utterances as an array; the run below writes the manifest
+        run_jobs stage6_infer "$(job_runner "${infer_config}" device)" python -m svslm.bin.infer \
+            --config "${infer_config}" --data_dir ${data}/test --dump_dir ${dump} \
+            --lm_dir ${lm_exp} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
+            --out_dir ${eval_exp} --job JOB --num_jobs ${num_jobs} ${infer_args}
+    fi
     run_step stage6_infer python -m svslm.bin.infer \
         --config "${infer_config}" --data_dir ${data} --split test --dump_dir ${dump} \
         --lm_dir ${lm_exp} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \

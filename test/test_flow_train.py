@@ -231,3 +231,132 @@ def test_length_helpers_and_batches():
     assert sorted(i for b in batches for i in b) == list(range(6))
     assert all(max(lengths[i] for i in b) - min(lengths[i] for i in b) <= 2 for b in batches)
     assert batches == epoch_batches(lengths, 3, seed=1, epoch=0)
+
+
+# ---- data parallelism: N processes train what one process trains ----
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train_as_rank(rank: int, world_size: int, port: int, recipe: Path, cfg: FlowTrainConfig, exp: Path) -> None:
+    """One process of a gloo group, as torchrun would start it (its environment variables).
+    Writes the sizes of the batches it fed the model to <exp>.rank<r>.json."""
+    import os
+
+    import svslm.flow.train as flow_train
+    from svslm.utils import distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    sizes, model_inputs = [], flow_train.model_inputs
+    flow_train.model_inputs = lambda batch, *a: sizes.append(len(batch["utts"])) or model_inputs(batch, *a)
+    try:
+        _train(recipe, cfg, exp)
+    finally:
+        distributed.teardown()
+    Path(f"{exp}.rank{rank}.json").write_text(json.dumps(sizes))
+
+
+def train_in_processes(recipe: Path, cfg: FlowTrainConfig, exp: Path, world_size: int = 2) -> None:
+    torch.multiprocessing.start_processes(_train_as_rank, (world_size, _free_port(), recipe, cfg, exp),
+                                          nprocs=world_size, start_method="spawn")
+
+
+def train_losses(exp: Path) -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(exp / "tensorboard"))
+    events.Reload()
+    return [e.value for e in events.Scalars("train/loss")]
+
+
+def data_parallel_config() -> FlowTrainConfig:
+    # Flow2 with a prompt through the U-Net (GroupNorm over time: padding must match). Batch 3 of
+    # 4 utterances: batches of 3 and 1, so the 2 processes get 2 + 1 utterances, then 1 + none.
+    cfg = tiny_config(use_pitch=True, use_prompt=True)
+    cfg.model.encoder.dropout = cfg.model.estimator.dropout = 0.0  # the one per-process draw
+    cfg.data.batch_size = 3
+    cfg.train.max_steps, cfg.train.ema_decay, cfg.train.save_every = 4, 0.9, 2
+    return cfg
+
+
+def test_two_processes_train_the_same_model_as_one_and_resume_on_one(recipe, tmp_path):
+    # Steps 1-2 on 2 processes, then 3-4 on 1 (resumed), against 4 steps on 1 process.
+    cfg = data_parallel_config()
+    _train(recipe, cfg, tmp_path / "one")
+    cfg.train.max_steps = 2
+    train_in_processes(recipe, cfg, tmp_path / "two")
+    half = torch.load(max((tmp_path / "two" / "checkpoints").glob("*.pth")), weights_only=False)
+    assert half["step"] == 2 and half["world_size"] == len(half["rng"]) == 2  # each process's dropout stream
+    # The work was split: rank 1 fed the model one utterance a step (1 of 3, then a weight-0
+    # stand-in for its empty share of a batch of 1) and did no statistics or validation.
+    assert json.loads((tmp_path / "two.rank1.json").read_text()) == [1, 1]
+    cfg.train.max_steps = 4
+    _train(recipe, cfg, tmp_path / "two")
+    one, two = train_losses(tmp_path / "one"), train_losses(tmp_path / "two")
+    assert len(one) == len(two) == 4
+    assert len(set(np.round(one, 6))) == 4  # the steps' losses differ: equal trajectories are not a constant
+    np.testing.assert_allclose(two, one, rtol=1e-5)  # float32 sums in another order: not bit-equal
+    a = torch.load(tmp_path / "one" / "best.pth", weights_only=False)
+    b = torch.load(tmp_path / "two" / "best.pth", weights_only=False)
+    assert a["step"] == b["step"] == 4
+    for name, value in a["model"].items():
+        assert torch.allclose(value.float(), b["model"][name].float(), rtol=1e-4, atol=1e-5), name
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains(recipe, tmp_path, precision):
+    cfg = tiny_config()
+    cfg.train.precision = precision
+    _train(recipe, cfg, tmp_path)
+    state = torch.load(max((tmp_path / "checkpoints").glob("*.pth")), weights_only=False)
+    assert state["step"] == 2 and all(np.isfinite(train_losses(tmp_path)))
+    assert (state["scaler"] is not None) == (precision == "fp16")
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_batches_reach_a_non_cpu_device_with_the_codec_fed_on_the_cpu(recipe):
+    # "meta" stands in for CUDA here: the mini codec's tables stay on the CPU, so a CUDA run
+    # must hand it CPU tokens and move the embedding (the first GPU run would fail otherwise).
+    cfg = tiny_config(output="codec_emb", use_pitch=True)
+    examples, _ = load_split("train", cfg.model, cfg.data, recipe / "data", recipe / "dump", recipe / "exp/lm/decode")
+    from svslm.flow.data import FlowDataset, collate
+    from svslm.flow.train import model_inputs
+
+    seen = []
+
+    class CpuOnlyCodec(StandInCodec):
+        def embed(self, tokens):
+            seen.append(tokens.device.type)
+            return super().embed(tokens)
+
+    batch = collate([FlowDataset(examples, cfg.model)[i] for i in range(2)])
+    model = FlowModel(cfg.model, StandInCodec.embed_dim)
+    inputs = model_inputs(batch, CpuOnlyCodec(), model, torch.device("meta"))
+    assert seen == ["cpu", "cpu"]
+    assert all(v.device.type == "meta" for v in inputs.values())
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in CONF.glob("*.yaml")))
+def test_every_parameter_learns_from_the_loss_as_ddp_requires(config):
+    # DistributedDataParallel (find_unused_parameters off) fails at the second step of a
+    # multi-GPU run when any parameter gets no gradient: check each shipped variant here.
+    cfg = load_config(CONF / config, FlowTrainConfig)
+    model = FlowModel(cfg.model, StandInCodec.embed_dim)
+    b, t = 2, 24
+    inputs = {"target": torch.randn(b, model.out_dim, t), "codec_emb": torch.randn(b, t, StandInCodec.embed_dim),
+              "mask": torch.ones(b, t, dtype=torch.bool)}
+    if cfg.model.use_pitch:
+        inputs["midi"] = torch.randint(0, 80, (b, t))
+    if cfg.model.use_prompt:
+        inputs["prompt_mel"] = torch.randn(b, cfg.model.mel.n_mels, cfg.model.prompt_frames)
+    from svslm.flow.train import LossModule
+
+    LossModule(model).train()(inputs, None).backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []

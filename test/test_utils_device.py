@@ -51,6 +51,8 @@ def test_lm_decode_defaults_to_auto(monkeypatch, tmp_path):
         raise SystemExit(0)
 
     monkeypatch.setattr(lm_decode, "load_lm", fake_load_lm)
+    # One utterance left to decode, so the model is loaded (it is loaded only when a chunk is left).
+    monkeypatch.setattr(lm_decode, "load_split", lambda *a, **k: type("Split", (), {"utt_ids": ["u1"]})())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with pytest.raises(SystemExit):
         lm_decode.main(["--config", str(CONF / "decode/paper.yaml"), "--model_dir", "m", "--data_json", "d",

@@ -12,7 +12,7 @@ import yaml
 
 from svslm.bin.vocoder_train import main as vocoder_train_main
 from svslm.utils.audio import load_wav
-from svslm.utils.config import ConfigError, from_dict
+from svslm.utils.config import ConfigError, from_dict, to_dict
 from svslm.utils.mel import MelConfig, MelMismatchError, mel_spectrogram
 from svslm.vocoder.config import VocoderConfig
 from svslm.vocoder.dataset import (
@@ -200,3 +200,117 @@ def test_fine_tuning_on_predicted_mels_starts_from_the_trained_vocoder(data_dir,
     train_vocoder(tiny_config(max_steps=1, learning_rate=0.0, init_from=str(base),
                               finetune_mel_scp=str(tmp_path / "mel.scp")), data_dir, tuned)
     assert_same_tensors(torch.load(base / "generator.pth"), torch.load(tuned / "generator.pth"))
+
+
+# ---- data parallelism: `torchrun --nproc_per_node 2` (gloo) trains what one process trains ----
+
+# oneDNN's convolutions sum in an order that depends on the batch size (1e-2 relative error seen in
+# the generator's tiny first-layer gradients, batch 2 against 1 + 1), which Adam's first steps
+# turn into lr-sized weight differences; torch's own convolutions compute each item alike.
+NO_ONEDNN = "import runpy, sys, torch\ntorch.backends.mkldnn.enabled = False\n" \
+            "runpy.run_module('svslm.bin.vocoder_train', run_name='__main__')\n"
+
+
+def torchrun(config: VocoderConfig, data_dir: Path, exp: Path, nproc: int = 2, module: bool = True) -> None:
+    """The stage-5 entry point under torchrun on CPU, as run.sh --gpus would launch it
+    (module=False: through a script that turns oneDNN off first)."""
+    import os
+    import subprocess
+    import sys
+
+    path = exp.parent / f"{exp.name}.yaml"
+    path.write_text(yaml.safe_dump(to_dict(config)))
+    script = exp.parent / "no_onednn.py"
+    script.write_text(NO_ONEDNN)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    entry = ["-m", "svslm.bin.vocoder_train"] if module else [str(script)]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                           str(nproc), *entry, "--config", str(path),
+                           "--data_dir", str(data_dir), "--exp_dir", str(exp)],
+                          check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def train_losses(exp: Path, name: str = "train/generator") -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(exp / "tensorboard"))
+    events.Reload()
+    return [e.value for e in events.Scalars(name)]
+
+
+def assert_close_tensors(a: dict, b: dict, where: str, atol: float = 1e-6) -> None:
+    for name, value in a.items():
+        assert torch.allclose(value, b[name], rtol=1e-5, atol=atol), f"{where}.{name}"
+
+
+def test_two_processes_train_the_same_vocoder_as_one_and_resume_on_one(data_dir, tmp_path):
+    # Global batch 2: one segment per process, every loss a mean over equal shares. Steps 1-2 on
+    # 2 processes (the GAN losses start at step 1), then 3-4 (a new epoch) resumed on 1 process,
+    # against 4 steps on 1 process.
+    cfg = tiny_config()
+    with torch.backends.mkldnn.flags(enabled=False):
+        train_vocoder(cfg, data_dir, tmp_path / "one")
+        torchrun(tiny_config(max_steps=2), data_dir, tmp_path / "two", module=False)
+        half = checkpoint_state(tmp_path / "two")
+        assert half["step"] == 2 and half["world_size"] == len(half["rng"]) == 2  # each process's noise stream
+        train_vocoder(cfg, data_dir, tmp_path / "two")
+    for name in ("train/generator", "train/discriminator", "train/mel_l1"):
+        one, two = train_losses(tmp_path / "one", name), train_losses(tmp_path / "two", name)
+        assert len(one) == len(two) and len(one) >= 3, name
+        np.testing.assert_allclose(two, one, rtol=1e-5, err_msg=name)  # float32 sums in another order
+    for step in (2, 4):
+        name = f"checkpoints/checkpoint_{step:08d}.pt"
+        a, b = (torch.load(tmp_path / run / name, weights_only=True) for run in ("one", "two"))
+        # Step 2: equal to 1e-8. After that, weights whose gradients are ~0 drift by up to ~lr / 3
+        # (Adam normalises float32 noise); a process that skipped the averaging would be ~lr off.
+        atol = 1e-6 if step == 2 else 1e-4
+        for part in ("generator", "discriminators"):
+            assert_close_tensors(a[part], b[part], f"step {step} {part}", atol)
+    assert b["world_size"] == 1 and (tmp_path / "two" / "generator.pth").is_file()
+
+
+def test_a_harmonic_source_generator_trains_on_two_processes(data_dir, tmp_path):
+    # The F0 predictor's loss goes through DDP with the generator's (GeneratorStep); the source's
+    # noise is each process's own, so this is trained, not compared.
+    torchrun(tiny_config(source=True, max_steps=2, precision="bf16"), data_dir, tmp_path / "exp")
+    state = checkpoint_state(tmp_path / "exp")
+    assert state["step"] == 2 and all(np.isfinite(train_losses(tmp_path / "exp", "train/f0")))
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused(data_dir, tmp_path):
+    from svslm.utils.distributed import check_divisible
+
+    check_divisible(4, 2, "train.batch_size")
+    with pytest.raises(ValueError, match="train.batch_size 3 .* not divisible by the 2 processes"):
+        check_divisible(3, 2, "train.batch_size")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_the_vocoder(data_dir, tmp_path, precision):
+    train_vocoder(tiny_config(source=True, max_steps=2, precision=precision), data_dir, tmp_path)
+    state = checkpoint_state(tmp_path)
+    assert (state["scaler"] is not None) == (precision == "fp16")
+    assert all(np.isfinite(train_losses(tmp_path)))
+    assert all(torch.isfinite(v).all() for v in state["generator"].values())
+
+
+@pytest.mark.parametrize("config", ["tiny.yaml", "paper.yaml"])
+def test_every_parameter_learns_in_its_update_as_ddp_requires(config):
+    # DistributedDataParallel (find_unused_parameters off) fails at the second step of a
+    # multi-GPU run when a wrapped module has a parameter without a gradient.
+    from svslm.utils.config import load_config
+    from svslm.vocoder.models import Discriminators, Generator
+    from svslm.vocoder.train import DiscriminatorStep, GeneratorStep
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "conf" / "vocoder" / config, VocoderConfig)
+    generator, discriminators = Generator(cfg.generator, cfg.mel), Discriminators(cfg.discriminator)
+    frames = 8  # a short segment: the paper-size networks are slow on a CPU
+    mel, wav = torch.randn(1, cfg.mel.n_mels, frames) * 10 - 40, torch.randn(1, frames * 320) * 0.1
+    f0 = torch.full((1, frames), 220.0) if cfg.generator.source_harmonics else None
+    fake, logits = GeneratorStep(generator, cfg)(mel, f0)
+    (fake.abs().mean() + (logits.float().mean() if logits is not None else 0)).backward()
+    real_scores, fake_scores = DiscriminatorStep(discriminators)(wav, fake.detach())
+    sum(s.mean() for s in real_scores + fake_scores).backward()
+    for module in (generator, discriminators):
+        assert [n for n, p in module.named_parameters() if p.grad is None] == []

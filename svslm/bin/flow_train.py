@@ -4,7 +4,8 @@
         --dump_dir dump --lm_decode_dir exp/lm/mini/decode --exp_dir exp/flow/mini/tiny_flow1_mel
 
 Resumable: a re-run continues from the newest checkpoint in --exp_dir, or does nothing when
-training has finished.
+training has finished. Data parallel on N processes (GPUs, or CPU with gloo), any of them on
+resume: the same arguments after `torchrun --nproc_per_node N -m svslm.bin.flow_train`.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from svslm.bin.args import add_override
 from svslm.flow.train import FlowTrainConfig, train, variant_name
+from svslm.utils import distributed
 from svslm.utils.config import load_config
 from svslm.utils.logging import setup_logging
 
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:  # missing inputs, bad config, no usable utterance: say which
         log.error("%s", err)
         return 1
+    finally:
+        distributed.teardown()
     log.info("best model: %s", best)
     return 0
 

@@ -5,6 +5,8 @@
         --out_dir exp/eval/mini --nj 2
 
 Writes <out_dir>/wav/<condition>/<utt>.wav, <out_dir>/wav/reference/ and <out_dir>/manifest.json.
+As a job array (run.sh --num_jobs N): `--job JOB --num_jobs N` renders every N-th utterance; a
+last run without --job writes the manifest (and renders anything a killed job left).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from svslm.bin.args import add_override
 from svslm.infer.config import load_infer_config, select_conditions
 from svslm.infer.run import run_inference
 from svslm.utils.config import ConfigError
+from svslm.utils.jobs import add_job_args, job_from_args
 from svslm.utils.logging import setup_logging
 
 
@@ -35,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nj", type=int, default=1, help="parallel synthesis processes")
     parser.add_argument("--conditions", nargs="+", default=None,
                         help="render only these (paper names or slugs, e.g. lm_flow2_voc); default: all in the config")
+    add_job_args(parser)
     add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -54,13 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     try:
+        job = job_from_args(args)
         manifest = run_inference(
             config, args.config, Path(args.data_dir) / args.split, args.dump_dir, args.lm_dir, args.flow_root, args.vocoder_dir,
-            args.out_dir, nj=args.nj,
+            args.out_dir, nj=args.nj, job=job,
         )
     except (RuntimeError, ValueError, FileNotFoundError) as err:
         log.error("%s", err)
         return 1
+    if job is not None:
+        log.info("%s done; a run without --job writes the manifest", job)
+        return 0
     for rec in manifest["conditions"]:
         t = rec.get("timing", {})
         rtf = f", RTF {t['rtf']:.3f}" if "rtf" in t else ""

@@ -4,6 +4,8 @@
         --exp_dir exp/vocoder/mini
 
 Resumes from the newest checkpoint in --exp_dir; a finished run only rewrites generator.pth.
+Data parallel on N processes (GPUs, or CPU with gloo), any of them on resume: the same arguments
+after `torchrun --nproc_per_node N -m svslm.bin.vocoder_train`.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import argparse
 import sys
 
 from svslm.bin.args import add_override
+from svslm.utils import distributed
 from svslm.utils.config import load_config
 from svslm.utils.logging import setup_logging
 from svslm.vocoder.config import VocoderConfig
@@ -27,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log = setup_logging(args.verbose)
     cfg = load_config(args.config, VocoderConfig, overrides=args.override)
-    path = train_vocoder(cfg, args.data_dir, args.exp_dir)
+    try:
+        path = train_vocoder(cfg, args.data_dir, args.exp_dir)
+    finally:
+        distributed.teardown()
     log.info("done: %s", path)
     return 0
 

@@ -42,6 +42,16 @@ class CFMConfig:
     cond_drop_prob: float = 0.2  # fraction of training examples whose condition is zeroed (for guidance)
 
 
+@dataclass
+class Draws:
+    """The random numbers of one training loss, when the caller draws them: the trainer draws
+    them per utterance, so that a batch split over processes gets the same numbers as whole."""
+
+    u: torch.Tensor  # [B] uniform in [0, 1): flow time before the schedule's warp
+    x0: torch.Tensor  # [B, C, T] standard normal noise
+    drop: torch.Tensor  # [B] uniform in [0, 1): the condition is dropped where it is < cond_drop_prob
+
+
 def warp_time(u: torch.Tensor, schedule: str) -> torch.Tensor:
     """Map uniform u in [0, 1] to flow time t in [0, 1] by the schedule."""
     if schedule == "cosine":
@@ -108,17 +118,21 @@ class CFM(nn.Module):
         mask: torch.Tensor,
         cond: torch.Tensor,
         generator: torch.Generator | None = None,
+        draws: Draws | None = None,
     ) -> torch.Tensor:
         """Flow-matching loss of targets x1 [B, C, T] under condition cond [B, Cc, T].
 
         `mask` [B, 1, T]; `generator` fixes t and x0 (for a validation loss comparable across
-        epochs). The condition is dropped for a `cond_drop_prob` fraction of examples in training."""
+        epochs); `draws`, when given, are used instead of drawing. The condition is dropped for a
+        `cond_drop_prob` fraction of examples in training."""
         b = x1.shape[0]
-        t = warp_time(torch.rand(b, device=x1.device, generator=generator), self.cfg.time_schedule)
-        x0 = torch.randn(x1.shape, device=x1.device, generator=generator)
+        u = draws.u if draws is not None else torch.rand(b, device=x1.device, generator=generator)
+        t = warp_time(u, self.cfg.time_schedule)
+        x0 = draws.x0 if draws is not None else torch.randn(x1.shape, device=x1.device, generator=generator)
         x_t, u_t = ot_path(x0, x1, t.view(b, 1, 1), self.cfg.sigma_min)
         if self.training and self.cfg.cond_drop_prob > 0:
-            keep = torch.rand(b, device=x1.device) >= self.cfg.cond_drop_prob
+            drop_u = draws.drop if draws is not None else torch.rand(b, device=x1.device)
+            keep = drop_u >= self.cfg.cond_drop_prob
             cond = cond * keep.view(b, 1, 1).to(cond.dtype)
         v = self.estimator(x_t * mask, mask, t, cond)
         return masked_mse(v, u_t, mask)

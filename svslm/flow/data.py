@@ -37,7 +37,7 @@ N_CODEBOOKS = 8  # codec columns 1..8 of codec_ssl (column 0 is the SSL token)
 class FlowDataConfig:
     train_split: str = "train"  # split the flow trains on
     valid_split: str = "dev"  # split for the validation loss
-    batch_size: int = 64  # utterances per batch (the paper's code: 64)
+    batch_size: int = 64  # utterances per batch, over all processes together (the paper's code: 64)
     max_frames: int = 0  # random crop of training utterances to this many frames; 0 = whole utterances
     max_length_mismatch: int = 4  # frames the audio, the codec tokens and the score may differ by
     num_workers: int = 0  # DataLoader worker processes

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from svslm.flow.cfm import CFM, CFMConfig
+from svslm.flow.cfm import CFM, CFMConfig, Draws
 from svslm.flow.encoder import (
     ConditionEncoder,
     EncoderConfig,
@@ -139,13 +139,15 @@ class FlowModel(nn.Module):
         prompt_mel: torch.Tensor | None = None,
         prompt_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        draws: Draws | None = None,
     ) -> torch.Tensor:
         """Flow-matching loss. target [B, out_dim, T] in raw units (dB mel, or codec embedding
-        channels first); the other arguments as in `condition`."""
+        channels first); the other arguments as in `condition`, `generator` and `draws` as in
+        `CFM.loss`."""
         x1 = (target - self.target_mean.unsqueeze(-1)) / self.target_std.unsqueeze(-1)
         m = mask.unsqueeze(1).to(x1.dtype)
         cond = self.condition(codec_emb, mask, midi, prompt_mel, prompt_mask)
-        return self.cfm.loss(x1 * m, m, cond, generator=generator)
+        return self.cfm.loss(x1 * m, m, cond, generator=generator, draws=draws)
 
     @torch.no_grad()
     def sample(

@@ -1,5 +1,12 @@
 """Training loop of the flow model: AdamW, a linear-decay LR schedule, optional EMA, validation
-loss, tensorboard, resumable checkpoints.
+loss, tensorboard, resumable checkpoints, data parallelism over the processes of a `torchrun`
+launch (svslm.utils.distributed) and bf16/fp16 mixed precision.
+
+N processes train exactly what one process trains with the same (global) `data.batch_size`: each
+trains on its share of every batch, padded to the whole batch's length, with its loss weighted
+by its share of the batch's frames, and every random number of the loss (flow time, noise,
+condition dropout) is drawn per utterance from (seed, epoch, utterance). Encoder dropout is the one
+draw that differs: each process has its own stream.
 
 `exp_dir` after training: `config.yaml` (the whole config), `checkpoints/step<N>.pth` (the last
 few, each written atomically: model, EMA, optimizer, scheduler, RNG, position), `best.pth` (the
@@ -16,11 +23,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from svslm.flow.cfm import Draws
 from svslm.flow.data import (
     FlowDataConfig,
     FlowDataset,
@@ -29,8 +38,9 @@ from svslm.flow.data import (
     load_split,
 )
 from svslm.flow.model import FlowModel, FlowModelConfig
+from svslm.utils import distributed
 from svslm.utils.config import save_config, to_dict
-from svslm.utils.device import resolve_device
+from svslm.utils.distributed import Precision
 from svslm.utils.fileio import atomic_path, atomic_write_text
 
 log = logging.getLogger("svslm")
@@ -66,6 +76,8 @@ class TrainConfig:
     save_every: int = 1000  # steps between checkpoints (one is also written at every epoch end)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     device: str = "auto"  # torch device (svslm.utils.device: auto = CUDA when present), unless --device overrides it
+    # "fp32", "bf16" (autocast to bfloat16) or "fp16" (autocast to float16 with a gradient scaler)
+    precision: Precision = "fp32"
 
 
 @dataclass
@@ -95,12 +107,14 @@ def lr_factor(step: int, cfg: OptimConfig) -> float:
 def model_inputs(batch: dict, codec: CodecEmbedder, model: FlowModel, device: torch.device) -> dict[str, Any]:
     """A collated batch -> keyword arguments of `FlowModel.loss` (codec tokens embedded here)."""
     mask = batch["mask"].to(device)
+    # Tokens go to the codec as they come (on the CPU): the codec keeps them where its tables are
+    # (the mini codec's on the CPU, ESPnet's on its device), and the embedding comes here.
     with torch.no_grad():
-        codec_emb = codec.embed(batch["cond_tokens"].to(device)).float()  # [B, T, D]
+        codec_emb = codec.embed(batch["cond_tokens"]).float().to(device)  # [B, T, D]
         if model.output == "mel":
             target = batch["target_mel"].to(device)  # [B, n_mels, T]
         else:
-            target = codec.embed(batch["target_tokens"].to(device)).float().transpose(1, 2)  # [B, D, T]
+            target = codec.embed(batch["target_tokens"]).float().to(device).transpose(1, 2)  # [B, D, T]
     inputs = {"target": target, "codec_emb": codec_emb, "mask": mask}
     if "midi" in batch:
         inputs["midi"] = batch["midi"].to(device)
@@ -174,7 +188,7 @@ def _load_latest(exp_dir: Path) -> dict | None:
     for path in reversed(_checkpoints(exp_dir)):
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # torch.load raises many types for a damaged file
+        except Exception as err:  # noqa: BLE001 -- torch.load raises many types for a damaged file
             log.warning("cannot load checkpoint %s (%s); trying an older one", path, err)
     return None
 
@@ -182,6 +196,61 @@ def _load_latest(exp_dir: Path) -> dict | None:
 def _save_best(exp_dir: Path, weights: dict, codec_dim: int, step: int, valid_loss: float) -> None:
     with atomic_path(exp_dir / "best.pth") as tmp:
         torch.save({"model": weights, "codec_dim": codec_dim, "step": step, "valid_loss": valid_loss}, tmp)
+
+
+class LossModule(nn.Module):
+    """The flow's loss as a forward(): DistributedDataParallel synchronises the gradients of
+    what forward() computes."""
+
+    def __init__(self, model: FlowModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: dict[str, Any], draws: Draws) -> torch.Tensor:
+        return self.model.loss(**inputs, draws=draws)
+
+
+def utterance_draws(indices: list[int], n_valid: torch.Tensor, out_dim: int, n_frames: int,
+                    seed: int, epoch: int, device: torch.device) -> Draws:
+    """The loss's random numbers for the utterances `indices` of the training set: each from its
+    own generator seeded by (seed, epoch, index), noise only on its n_valid frames."""
+    u, drop = torch.empty(len(indices), device=device), torch.empty(len(indices), device=device)
+    x0 = torch.zeros(len(indices), out_dim, n_frames, device=device)
+    for i, (index, n) in enumerate(zip(indices, n_valid.tolist())):
+        gen = torch.Generator(device=device).manual_seed((seed * 1000003 + epoch) * 1000003 + index)
+        u[i] = torch.rand(1, device=device, generator=gen)[0]
+        drop[i] = torch.rand(1, device=device, generator=gen)[0]
+        x0[i, :, :n] = torch.randn(out_dim, n, device=device, generator=gen)
+    return Draws(u, x0, drop)
+
+
+def pad_batch(batch: dict, n_frames: int) -> dict:
+    """A collated batch padded along time to `n_frames` (the whole global batch's length), so that
+    a process's share of a batch sees the same padding as the batch would in one process."""
+    pad = n_frames - batch["mask"].shape[1]
+    if pad <= 0:
+        return batch
+    out = dict(batch)
+    for key, dim in (("mask", 1), ("cond_tokens", 1), ("target_tokens", 1), ("midi", 1), ("target_mel", 2)):
+        if key in batch:
+            x = batch[key]
+            shape = list(x.shape)
+            shape[dim] = pad
+            out[key] = torch.cat([x, x.new_zeros(shape)], dim=dim)
+    return out
+
+
+def _rng_on_resume(state: dict, dist: distributed.Dist, seed: int) -> None:
+    """Each process continues its own dropout stream when the world size is the one that wrote
+    the checkpoint; otherwise the streams start anew from (seed, rank, step)."""
+    states = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+    if len(states) == dist.world_size:
+        torch.set_rng_state(states[dist.rank])
+    else:
+        if dist.is_main:
+            log.info("checkpoint written by %d processes, resumed by %d: dropout draws start anew",
+                     len(states), dist.world_size)
+        torch.manual_seed(seed * 1000003 + dist.rank * 7919 + state["step"])
 
 
 def train(
@@ -192,18 +261,24 @@ def train(
     exp_dir: str | Path,
     codec: CodecEmbedder,
 ) -> Path:
-    """Train (or resume training) one flow model; returns the path of best.pth."""
+    """Train (or resume training) one flow model; returns the path of best.pth.
+
+    Under `torchrun` every process calls this; rank 0 alone writes exp_dir."""
     exp_dir = Path(exp_dir)
-    device = resolve_device(cfg.train.device)
     tcfg = cfg.train
+    dist = distributed.setup(tcfg.device)
+    device, main = dist.device, dist.is_main
     train_examples, bad = load_split(cfg.data.train_split, cfg.model, cfg.data, data_dir, dump_dir, lm_decode_dir)
     valid_examples, bad_valid = load_split(cfg.data.valid_split, cfg.model, cfg.data, data_dir, dump_dir, lm_decode_dir)
-    if bad or bad_valid:
+    if (bad or bad_valid) and main:
         atomic_write_text(exp_dir / "bad_utts.txt", "".join(f"{m}\n" for m in bad + bad_valid))
-    log.info("%d training and %d validation utterances (%d left out)",
-             len(train_examples), len(valid_examples), len(bad) + len(bad_valid))
+    if main:
+        log.info("%d training and %d validation utterances (%d left out); %d process(es), global batch %d",
+                 len(train_examples), len(valid_examples), len(bad) + len(bad_valid), dist.world_size,
+                 cfg.data.batch_size)
     train_set = FlowDataset(train_examples, cfg.model, cfg.data.max_frames, tcfg.seed)
     valid_set = FlowDataset(valid_examples, cfg.model)
+    lengths = train_set.lengths()
     # Loaders get their own generator: drawing their seed from the global RNG would make a
     # resumed run differ from an uninterrupted one.
     valid_loader = DataLoader(valid_set, batch_size=cfg.data.batch_size, collate_fn=collate,
@@ -216,8 +291,10 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                   weight_decay=cfg.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg.optim))
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info("%s: %.2fM parameters", variant_name(cfg.model), n_params / 1e6)
+    scaler = distributed.grad_scaler(tcfg.precision, device)
+    if main:
+        log.info("%s: %.2fM parameters, %s", variant_name(cfg.model),
+                 sum(p.numel() for p in model.parameters()) / 1e6, tcfg.precision)
 
     step, epoch, batch_in_epoch, best_loss = 0, 0, 0, math.inf
     state = _load_latest(exp_dir)
@@ -228,64 +305,93 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         step, epoch, batch_in_epoch, best_loss = state["step"], state["epoch"], state["batch_in_epoch"], state["best_loss"]
-        log.info("resumed from step %d (epoch %d, batch %d)", step, epoch + 1, batch_in_epoch)
-    else:
+        if main:
+            log.info("resumed from step %d (epoch %d, batch %d)", step, epoch + 1, batch_in_epoch)
+    elif main:  # the other processes receive the statistics with the weights, when DDP wraps the model
         model.set_stats(compute_stats(train_set, codec, model, cfg, device))
+    loss_module = dist.wrap(LossModule(model))
     # Created after the statistics are set: the EMA copy keeps the buffers it starts with.
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tcfg.ema_decay)) if tcfg.ema_decay > 0 else None
     if ema is not None and state is not None and state["ema"] is not None:
         ema.load_state_dict(state["ema"])
     if state is not None:
-        torch.set_rng_state(state["rng"])
-    save_config(cfg, exp_dir / "config.yaml")
+        _rng_on_resume(state, dist, tcfg.seed)
+    elif dist.enabled:  # dropout: one stream per process
+        torch.manual_seed(tcfg.seed * 1000003 + dist.rank)
+    if main:
+        save_config(cfg, exp_dir / "config.yaml")
     if step >= total_steps and (exp_dir / "best.pth").is_file():
-        log.info("training already finished (%d steps); nothing to do", step)
+        if main:
+            log.info("training already finished (%d steps); nothing to do", step)
         return exp_dir / "best.pth"
 
     def checkpoint() -> None:
-        _save_checkpoint(exp_dir, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None, "rng": torch.get_rng_state(),
-            "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "best_loss": best_loss,
-            "model_config": to_dict(cfg.model), "codec_dim": codec.embed_dim,
-        }, tcfg.keep_checkpoints)
+        rng = dist.gather(torch.get_rng_state())  # every process takes part
+        if main:
+            _save_checkpoint(exp_dir, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "ema": ema.state_dict() if ema is not None else None, "rng": rng,
+                "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "best_loss": best_loss,
+                "model_config": to_dict(cfg.model), "codec_dim": codec.embed_dim, "world_size": dist.world_size,
+            }, tcfg.keep_checkpoints)
 
     def end_of_epoch_validation() -> None:
         nonlocal best_loss
-        evaluated = ema.module if ema is not None else model
-        valid_loss = validate(evaluated, valid_loader, codec, tcfg.seed, device)
-        writer.add_scalar("valid/loss", valid_loss, step)
-        log.info("epoch %d step %d: validation loss %.4f (best %.4f)", epoch + 1, step, valid_loss, best_loss)
-        if valid_loss < best_loss or not (exp_dir / "best.pth").is_file():
-            best_loss = min(best_loss, valid_loss)
-            _save_best(exp_dir, evaluated.state_dict(), codec.embed_dim, step, valid_loss)
+        if main:
+            evaluated = ema.module if ema is not None else model
+            valid_loss = validate(evaluated, valid_loader, codec, tcfg.seed, device)
+            writer.add_scalar("valid/loss", valid_loss, step)
+            log.info("epoch %d step %d: validation loss %.4f (best %.4f)", epoch + 1, step, valid_loss, best_loss)
+            if valid_loss < best_loss or not (exp_dir / "best.pth").is_file():
+                best_loss = min(best_loss, valid_loss)
+                _save_best(exp_dir, evaluated.state_dict(), codec.embed_dim, step, valid_loss)
+        dist.barrier()
 
-    writer = SummaryWriter(str(exp_dir / "tensorboard"))
+    writer = SummaryWriter(str(exp_dir / "tensorboard")) if main else None
     model.train()
-    progress = tqdm(total=total_steps, initial=step, desc="flow training", dynamic_ncols=True)
+    progress = tqdm(total=total_steps, initial=step, desc="flow training", dynamic_ncols=True, disable=not main)
     while step < total_steps:
         train_set.set_epoch(epoch)
-        batches = epoch_batches(train_set.lengths(), cfg.data.batch_size, tcfg.seed, epoch)[batch_in_epoch:]
-        loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate,
-                            num_workers=cfg.data.num_workers, generator=torch.Generator())
-        for batch in loader:
-            loss = model.loss(**model_inputs(batch, codec, model, device))
+        batches = epoch_batches(lengths, cfg.data.batch_size, tcfg.seed, epoch)[batch_in_epoch:]
+        # This process's share of each batch; a share left empty (a batch smaller than the world)
+        # trains on the batch's first utterance with weight 0, so every process joins every step.
+        shares = [distributed.shard(b, dist.rank, dist.world_size) for b in batches]
+        loader = DataLoader(train_set, batch_sampler=[share or whole[:1] for share, whole in zip(shares, batches)],
+                            collate_fn=collate, num_workers=cfg.data.num_workers, generator=torch.Generator())
+        for whole, share, batch in zip(batches, shares, loader):
+            n_frames = max(lengths[i] for i in whole)
+            inputs = model_inputs(pad_batch(batch, n_frames), codec, model, device)
+            mask = inputs["mask"]
+            # The loss is a mean over this share's frames; DDP averages over processes: weighted
+            # by its share of the batch's frames, the processes' gradients add up to the batch's.
+            weight = sum(lengths[i] for i in share) / sum(lengths[i] for i in whole) * dist.world_size
+            share = share or whole[:1]
+            draws = utterance_draws(share, mask.sum(1), inputs["target"].shape[1], n_frames, tcfg.seed, epoch, device)
+            with distributed.autocast(tcfg.precision, device):
+                loss = loss_module(inputs, draws)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {step} (utterances {batch['utts']})")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss * weight).backward()
+            scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or math.inf)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             if ema is not None:
                 ema.update_parameters(model)
             step += 1
             batch_in_epoch += 1
+            # The whole batch's loss: each process's frame-weighted share, summed.
+            batch_loss = dist.sum(loss.detach() * weight / dist.world_size).item()
             progress.update(1)
-            progress.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch + 1)
-            if step % tcfg.log_every == 0:
-                writer.add_scalar("train/loss", loss.item(), step)
+            progress.set_postfix(loss=f"{batch_loss:.4f}", epoch=epoch + 1)
+            if step % tcfg.log_every == 0 and main:
+                writer.add_scalar("train/loss", batch_loss, step)
                 writer.add_scalar("train/grad_norm", grad_norm.item(), step)
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
             if step >= total_steps:
@@ -301,6 +407,8 @@ def train(
     if not (exp_dir / "best.pth").is_file():  # killed between the last checkpoint and best.pth
         end_of_epoch_validation()
     progress.close()
-    writer.close()
-    log.info("finished after %d steps; best validation loss %.4f", step, best_loss)
+    if main:
+        writer.close()
+        log.info("finished after %d steps; best validation loss %.4f", step, best_loss)
+    dist.barrier()
     return exp_dir / "best.pth"

@@ -33,6 +33,7 @@ from svslm.tokenize.svs_lb import phones_to_frames
 from svslm.utils.audio import load_wav, save_wav
 from svslm.utils.config import to_dict
 from svslm.utils.fileio import atomic_path, atomic_write_json, read_kaldi_map
+from svslm.utils.jobs import JobSlice
 
 log = logging.getLogger(__name__)
 
@@ -321,8 +322,13 @@ def run_inference(
     out_dir: str | Path,
     nj: int = 1,
     conditions: list[str] | None = None,
+    job: JobSlice | None = None,
 ) -> dict[str, Any]:
     """Render the selected conditions (default: all of `config`); returns the manifest it wrote.
+
+    `job` (job J of N of an array): only every N-th utterance, its timings to
+    <out_dir>/jobs/timing.J.json and no manifest (returns {}); a last run without `job` finds the
+    wavs written, adds the jobs' timings to the manifest and removes their files.
 
     Raises RuntimeError after writing everything that could be written when a non-optional
     condition misses a component or any utterance failed; the message lists every problem.
@@ -347,6 +353,9 @@ def run_inference(
     tasks: list[tuple[str, list[Item]]] = []
     for cc in selected:
         rec, items = plan_condition(cc, config, paths, inputs, scp, out_dir)
+        if job is not None:
+            owned = set(job.select(sorted(inputs.utts)))
+            items = [it for it in items if it.utt in owned]
         records[cc.name] = rec
         if rec["status"] == "failed":
             problems.append(f"'{cc.name}': {rec['reason']}")
@@ -354,7 +363,7 @@ def run_inference(
         items.sort(key=lambda it: (inputs.durations.get(it.utt, 0.0), it.utt))
         tasks += [(cc.name, items[i : i + config.batch_size]) for i in range(0, len(items), config.batch_size)]
 
-    ref_errors = link_references(inputs, out_dir / "wav" / REFERENCE_SLUG)
+    ref_errors = [] if job is not None else link_references(inputs, out_dir / "wav" / REFERENCE_SLUG)
     to_load = list(dict.fromkeys(name for name, _ in tasks))  # conditions with work left
     results = _execute(tasks, paths, config, to_load, out_dir, min(nj, len(tasks))) if tasks else []
 
@@ -371,6 +380,15 @@ def run_inference(
             rec["status"] = "incomplete"
             problems += [f"'{name}' {e['utt']}: {e['error']}" for e in rec["errors"]]
     problems += [f"reference {u}: {e}" for u, e in ref_errors]
+    job_files = sorted((out_dir / "jobs").glob("timing.*.json"))
+    if job is not None:
+        _add_job_timing(out_dir / "jobs" / f"timing.{job.job}.json", timing)
+        if problems:
+            raise RuntimeError(f"{job}: {len(problems)} problem(s); everything else was written:\n  "
+                               + "\n  ".join(problems))
+        return {}
+    for path in job_files:  # the jobs' renderings, whose wavs this run found on disk
+        _add_timing(timing, json.loads(path.read_text(encoding="utf-8")))
 
     manifest = _merge_manifest(out_dir / "manifest.json", {
         "version": MANIFEST_VERSION,
@@ -385,9 +403,27 @@ def run_inference(
         "reference": {"name": "Ground truth", "slug": REFERENCE_SLUG, "wav_dir": f"wav/{REFERENCE_SLUG}"},
         "conditions": [records[cc.name] for cc in selected],
     }, timing)
+    for path in job_files:  # counted in the manifest now
+        path.unlink()
     if problems:
         raise RuntimeError(f"{len(problems)} problem(s); everything else was written:\n  " + "\n  ".join(problems))
     return manifest
+
+
+def _add_timing(timing: dict[str, dict[str, float]], more: dict[str, dict[str, float]]) -> None:
+    for name, t in more.items():
+        if name in timing:
+            for key, value in t.items():
+                timing[name][key] += value
+
+
+def _add_job_timing(path: Path, timing: dict[str, dict[str, float]]) -> None:
+    """A job's timings, added to those of its earlier runs (a job re-run after a failure renders
+    only what is missing; the merging run counts every run's wavs)."""
+    total = {name: dict(t) for name, t in timing.items()}
+    if path.is_file():
+        _add_timing(total, json.loads(path.read_text(encoding="utf-8")))
+    atomic_write_json(path, total)
 
 
 def _threads_per_job(nj: int) -> int:

@@ -12,6 +12,9 @@ Steps, each skipped on a re-run when its output is complete and up to date:
 Bad utterances (unreadable audio, a score that does not fit the audio, a missing score or
 singer) are collected from every split and reported together, each with its reason; the good
 ones are kept. With `skip_bad` the stage finishes without them (listed in dump/<split>/bad_utts).
+
+As a job array (cmd.sh): `part="prepare"` does steps 1-2 once; job J of N (`job`) then does
+step 3 for its shards (svslm.utils.jobs); a last run without `job` finds them done and merges.
 """
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ from svslm.utils.fileio import (
     read_kaldi_map,
     write_kaldi_map,
 )
+from svslm.utils.jobs import JobSlice
 from svslm.utils.mel import MelConfig
 
 log = logging.getLogger("svslm")
@@ -421,42 +425,62 @@ def write_token_lists(token_list_dir: Path, splits: list[SplitData], cfg: Tokeni
     atomic_write_text(token_list_dir / "codec_ssl.txt", "".join(t + "\n" for t in codec_ssl))
 
 
-def run_tokenize(cfg: TokenizeConfig, data_dir: str | Path, dump_dir: str | Path, nj: int = 1) -> dict[str, int]:
+def run_tokenize(cfg: TokenizeConfig, data_dir: str | Path, dump_dir: str | Path, nj: int = 1,
+                 part: Literal["all", "prepare"] = "all", job: JobSlice | None = None) -> dict[str, int]:
     """Run stage 2; returns the number of good utterances per split. Raises BadUtterancesError
-    (after writing everything the good utterances allow) when some are bad and not `skip_bad`."""
+    (after writing everything the good utterances allow) when some are bad and not `skip_bad`.
+    `part="prepare"`: only the tokenizers and token lists. `job`: only that job's shards, with
+    the tokenizers already prepared (returns {})."""
     data_dir, dump_dir = Path(data_dir), Path(dump_dir)
     if cfg.fit_split not in cfg.splits:
         raise ValueError(f"fit_split '{cfg.fit_split}' is not one of splits {cfg.splits}")
     splits = [read_split(data_dir / s) for s in cfg.splits]
     tokenizer_dir = dump_dir / "tokenizers"
-    prepare_tokenizers(cfg, splits[cfg.splits.index(cfg.fit_split)], tokenizer_dir, nj)
-    ssl_vocab = cfg.ssl.n_clusters
-    codebook_size = cfg.codec.codebook_size
-    write_token_lists(dump_dir / "token_list", splits, cfg, ssl_vocab, codebook_size)
+    if job is not None:  # N jobs must not each fit the tokenizers
+        if not (_same_config(tokenizer_dir / "codec", cfg.codec) and _same_config(tokenizer_dir / "ssl", cfg.ssl)):
+            raise ValueError(f"{tokenizer_dir}: tokenizers missing or made with other settings; run stage 2 "
+                             "with --part prepare before its jobs (run.sh does)")
+    else:
+        prepare_tokenizers(cfg, splits[cfg.splits.index(cfg.fit_split)], tokenizer_dir, nj)
+        write_token_lists(dump_dir / "token_list", splits, cfg, cfg.ssl.n_clusters, cfg.codec.codebook_size)
 
     fingerprint = _fingerprint(cfg, tokenizer_dir)
+    for split in splits:
+        marker = dump_dir / split.name / "data" / "fingerprint"
+        stale = marker.is_file() and marker.read_text().strip() != fingerprint
+        if job is not None:  # N jobs must not race to clear data/: the prepare run did
+            if stale or not marker.is_file():
+                raise ValueError(f"{marker}: missing or stale; run stage 2 with --part prepare before its jobs")
+            continue
+        if stale:
+            log.info("%s: tokenizers or svs_lb settings changed; re-tokenizing", dump_dir / split.name)
+            shutil.rmtree(dump_dir / split.name / "data")
+        atomic_write_text(marker, fingerprint + "\n")
+    if part == "prepare":
+        return {}
+
     jobs, n_shards = [], {}
+    unit = 0  # the shards of all splits in order: the work units of a job array
     for split in splits:
         split_dir = dump_dir / split.name
-        marker = split_dir / "data" / "fingerprint"
-        if marker.is_file() and marker.read_text().strip() != fingerprint:
-            log.info("%s: tokenizers or svs_lb settings changed; re-tokenizing", split_dir)
-            shutil.rmtree(split_dir / "data")
-        atomic_write_text(marker, fingerprint + "\n")
         utts = sorted(split.wavs)
         shards = [utts[i : i + cfg.shard_size] for i in range(0, len(utts), cfg.shard_size)]
         n_shards[split.name] = len(shards)
         for k, shard in enumerate(shards):
-            if not _shard_done(split_dir, k, shard):
+            mine, unit = job is None or job.owns(unit), unit + 1
+            if mine and not _shard_done(split_dir, k, shard):
                 jobs.append(ShardJob(str(split_dir), k, shard, {u: split.wavs[u] for u in shard},
                                      {u: split.phones[u] for u in shard}, cfg.svs_lb.layout, cfg.svs_lb.max_mismatch))
-    n_done = sum(n_shards.values()) - len(jobs)
-    log.info("%d shards to tokenize (%d already done) with %d jobs", len(jobs), n_done, nj)
+    n_mine = unit if job is None else len(job.select(range(unit)))
+    log.info("%s%d shards to tokenize (%d already done) with %d jobs", f"{job}: " if job else "",
+             len(jobs), n_mine - len(jobs), nj)
     if jobs:
         with _pool(min(nj, len(jobs)), cfg, tokenizer_dir) as pool:
             results = pool.imap_unordered(_tokenize_shard, jobs) if pool else map(_tokenize_shard, jobs)
             for _ in tqdm(results, total=len(jobs), desc="tokenizing shards", mininterval=2):
                 pass
+    if job is not None:  # merging is the last run's
+        return {}
 
     all_bad, n_good = {}, {}
     for split in splits:

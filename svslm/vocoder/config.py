@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from svslm.utils.config import ConfigError
+from svslm.utils.distributed import Precision
 from svslm.utils.mel import MelConfig
 
 SCALE_GROUPS = (1, 4, 16, 16, 16, 16, 1)  # groups of the scale discriminator's convs (V1)
@@ -52,7 +53,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     segment_frames: int = 26  # mel frames per training segment: 26 x 320 = 8320 samples, V1's 8192
-    batch_size: int = 16  # segments per step
+    batch_size: int = 16  # segments per step, over all processes together (a multiple of their number)
     learning_rate: float = 2e-4  # AdamW, both generator and discriminators
     adam_betas: list[float] = field(default_factory=lambda: [0.8, 0.99])  # AdamW betas
     lr_decay: float = 0.999  # learning-rate factor applied after every epoch
@@ -64,6 +65,8 @@ class TrainConfig:
     # --nj worker processes do not oversubscribe). One training alone on 2 idle cores: 2 is ~1.5x faster.
     num_threads: int = 0
     seed: int = 1234  # segment sampling and initialisation
+    # "fp32", "bf16" (autocast to bfloat16) or "fp16" (autocast to float16 with a gradient scaler)
+    precision: Precision = "fp32"
     log_interval: int = 100  # steps between training-loss logs
     valid_interval: int = 1000  # steps between validations on data/dev
     checkpoint_interval: int = 5000  # steps between checkpoints

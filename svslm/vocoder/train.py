@@ -5,6 +5,12 @@ LSGAN + 2 x feature matching + 45 x mel L1 (HiFi-GAN V1). The learning rate deca
 `lr_decay` after every epoch. Checkpoints hold generator, discriminators and optimisers; the
 newest one is resumed from, and since the data order is a function of (seed, epoch) a resumed
 run continues exactly where the interrupted one stopped.
+
+Under `torchrun` the processes split every (global) batch evenly and DistributedDataParallel
+averages the gradients, so N processes train what one process does with the same batch; the
+harmonic source's noise and phases are each process's own draws. Rank 0 logs, validates and
+writes checkpoints. `train.precision` bf16 or fp16 autocasts the networks (fp16 with a gradient
+scaler); losses and the mel of the mel loss are computed in fp32.
 """
 from __future__ import annotations
 
@@ -15,13 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from svslm.utils import distributed
 from svslm.utils.audio import load_wav
 from svslm.utils.config import ConfigError, from_dict, save_config, to_dict
-from svslm.utils.device import resolve_device
 from svslm.utils.fileio import atomic_path
 from svslm.utils.mel import check_same_mel, mel_spectrogram
 from svslm.vocoder.config import VocoderConfig
@@ -73,11 +80,45 @@ def check_resumable(cfg: VocoderConfig, exp_dir: Path) -> None:
             )
 
 
+class GeneratorStep(nn.Module):
+    """What the generator update runs, as one forward() for DistributedDataParallel: the waveform
+    and, with a harmonic source, the F0 predictor's logits."""
+
+    def __init__(self, generator: Generator, cfg: VocoderConfig):
+        super().__init__()
+        self.generator, self.mel = generator, cfg.mel
+
+    def forward(self, mel: torch.Tensor, f0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        fake = self.generator(mel, f0)
+        if f0 is None:
+            return fake, None
+        return fake, self.generator.f0_predictor(log_magnitude(mel, self.mel))
+
+
+class DiscriminatorStep(nn.Module):
+    """The discriminator update's forward(): scores of real and (detached) generated audio."""
+
+    def __init__(self, discriminators: Discriminators):
+        super().__init__()
+        self.discriminators = discriminators
+
+    def forward(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return self.discriminators(real)[0], self.discriminators(fake)[0]
+
+
+def _fp32(x):
+    """Network outputs (tensors, nested in lists and tuples) as float32, for the losses."""
+    if isinstance(x, (list, tuple)):
+        return type(x)(_fp32(v) for v in x)
+    return x.float() if x is not None else None
+
+
 class Trainer:
-    def __init__(self, cfg: VocoderConfig, data_dir: Path, exp_dir: Path):
-        self.cfg, self.exp_dir = cfg, exp_dir
+    def __init__(self, cfg: VocoderConfig, data_dir: Path, exp_dir: Path, dist: distributed.Dist):
+        self.cfg, self.exp_dir, self.dist = cfg, exp_dir, dist
         tc = cfg.train
-        self.device = resolve_device(tc.device)
+        distributed.check_divisible(tc.batch_size, dist.world_size, "train.batch_size")
+        self.device = dist.device
         if tc.num_threads > 0:
             torch.set_num_threads(tc.num_threads)
         torch.manual_seed(tc.seed)
@@ -86,6 +127,7 @@ class Trainer:
         betas = tuple(tc.adam_betas)
         self.optim_g = torch.optim.AdamW(self.generator.parameters(), tc.learning_rate, betas=betas)
         self.optim_d = torch.optim.AdamW(self.discriminators.parameters(), tc.learning_rate, betas=betas)
+        self.scaler = distributed.grad_scaler(tc.precision, self.device)  # one for both, as torch.amp advises
         self.step = 0
 
         mel_scp = Path(tc.finetune_mel_scp) if tc.finetune_mel_scp else None
@@ -101,12 +143,20 @@ class Trainer:
         dev_utts = read_utterances(data_dir / "dev" / "wav.scp", cfg.mel, min_frames=1)
         self.dev_utts = dev_utts[: tc.max_valid_utts]
         self.dev_f0: dict[str, np.ndarray] = {}  # the recordings' F0, analysed at the first validation
-        log.info("train: %d utterances (%s mel), %d steps per epoch; dev: %d utterances for validation",
-                 len(train_utts), "predicted" if mel_scp else "ground-truth", self.steps_per_epoch,
-                 len(self.dev_utts))
+        log.info("train: %d utterances (%s mel), %d steps per epoch of global batch %d on %d process(es); "
+                 "dev: %d utterances for validation", len(train_utts), "predicted" if mel_scp else "ground-truth",
+                 self.steps_per_epoch, tc.batch_size, dist.world_size, len(self.dev_utts))
+
+    def wrap(self) -> None:
+        """The DDP-wrapped update modules; called once the weights are loaded (DDP broadcasts
+        rank 0's), and after that each process's source noise is its own."""
+        self.generator_step = self.dist.wrap(GeneratorStep(self.generator, self.cfg))
+        self.discriminator_step = self.dist.wrap(DiscriminatorStep(self.discriminators))
 
     # ---- checkpoints ----
     def state(self) -> dict:
+        """Every process takes part (its RNG states are gathered); rank 0 writes the result."""
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         return {
             "step": self.step,
             "generator": self.generator.state_dict(),
@@ -114,9 +164,12 @@ class Trainer:
             "optim_g": self.optim_g.state_dict(),
             "optim_d": self.optim_d.state_dict(),
             "config": to_dict(self.cfg),
-            # The harmonic source draws noise and phases: a resumed run continues the same draws.
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            # The harmonic source draws noise and phases: a resumed run continues the same draws,
+            # one stream per process.
+            "rng": self.dist.gather(torch.get_rng_state()),
+            "cuda_rng": self.dist.gather(cuda_rng),
+            "world_size": self.dist.world_size,
         }
 
     def load_state(self, path: Path) -> None:
@@ -126,10 +179,21 @@ class Trainer:
         self.optim_g.load_state_dict(state["optim_g"])
         self.optim_d.load_state_dict(state["optim_d"])
         self.step = state["step"]
-        if "rng" in state:  # checkpoints written before the RNG state was saved have none
-            torch.set_rng_state(state["rng"].cpu())
-            if self.device.type == "cuda" and state["cuda_rng"]:
-                torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        rank, world = self.dist.rank, self.dist.world_size
+        rng = state.get("rng", [])  # checkpoints written before the RNG state was saved have none
+        rng = [rng] if isinstance(rng, torch.Tensor) else rng  # one process's, before data parallelism
+        if len(rng) == world:
+            torch.set_rng_state(rng[rank].cpu())
+            cuda_rng = state.get("cuda_rng") or []
+            if self.device.type == "cuda" and len(cuda_rng) == world and isinstance(cuda_rng[rank], torch.Tensor):
+                torch.cuda.set_rng_state(cuda_rng[rank].cpu(), self.device)
+        else:
+            if rng and self.dist.is_main:
+                log.info("checkpoint written by %d processes, resumed by %d: the source's noise draws start anew",
+                         len(rng), world)
+            torch.manual_seed(self.cfg.train.seed * 1000003 + rank * 7919 + self.step)
 
     def init_from(self, vocoder_dir: Path) -> None:
         """Start from another vocoder's newest weights (fine-tuning); optimisers and step start anew."""
@@ -149,37 +213,45 @@ class Trainer:
 
         The source is driven by the recording's F0 (teacher forcing); the F0 predictor that
         drives it at inference learns from the same F0 on the side."""
-        lc = self.cfg.loss
-        fake = self.generator(mel, f0 if self.has_source else None)  # [B, S * hop]
+        lc, scaler = self.cfg.loss, self.scaler
+        autocast = distributed.autocast(self.cfg.train.precision, self.device)
+        with autocast:
+            fake, f0_logits = _fp32(self.generator_step(mel, f0 if self.has_source else None))  # [B, S * hop]
         adversarial = self.step >= self.cfg.train.discriminator_start_step
         losses = {}
         if adversarial:
-            real_scores, _ = self.discriminators(wav)
-            fake_scores, _ = self.discriminators(fake.detach())
+            with autocast:
+                real_scores, fake_scores = _fp32(self.discriminator_step(wav, fake.detach()))
             loss_d = discriminator_loss(real_scores, fake_scores)
             self.optim_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.optim_d.step()
-            losses["discriminator"] = loss_d.item()
+            scaler.scale(loss_d).backward()
+            scaler.step(self.optim_d)
+            losses["discriminator"] = loss_d
 
         loss_mel = mel_l1_loss(fake, wav, self.cfg.mel)
         loss_g = lc.mel_weight * loss_mel
         if adversarial:
-            _, real_features = self.discriminators(wav)
-            fake_scores, fake_features = self.discriminators(fake)
+            # Not through DDP: these gradients of the discriminators are discarded, not averaged.
+            with autocast:
+                _, real_features = _fp32(self.discriminators(wav))
+                fake_scores, fake_features = _fp32(self.discriminators(fake))
             loss_adv = generator_adversarial_loss(fake_scores)
             loss_fm = feature_matching_loss(real_features, fake_features)
             loss_g = loss_g + loss_adv + lc.feature_matching_weight * loss_fm
-            losses.update(adversarial=loss_adv.item(), feature_matching=loss_fm.item())
+            losses.update(adversarial=loss_adv, feature_matching=loss_fm)
         if self.has_source:
-            loss_f0 = f0_loss(self.generator.f0_predictor(log_magnitude(mel, self.cfg.mel)), f0)
+            loss_f0 = f0_loss(f0_logits, f0)
             loss_g = loss_g + lc.f0_weight * loss_f0
-            losses["f0"] = loss_f0.item()
+            losses["f0"] = loss_f0
         self.optim_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.optim_g.step()
-        losses.update(mel_l1=loss_mel.item(), generator=loss_g.item())
-        return losses
+        scaler.scale(loss_g).backward()
+        scaler.step(self.optim_g)
+        scaler.update()
+        losses.update(mel_l1=loss_mel, generator=loss_g)
+        # The whole batch's losses: the mean of the processes' (equal shares).
+        names = list(losses)
+        values = self.dist.sum(torch.stack([losses[k].detach().double() for k in names])) / self.dist.world_size
+        return dict(zip(names, values.tolist()))
 
     def set_learning_rate(self) -> float:
         """V1's per-epoch exponential decay, as a function of the step (nothing to checkpoint)."""
@@ -230,49 +302,63 @@ class Trainer:
     # ---- the loop ----
     def run(self) -> None:
         tc = self.cfg.train
+        dist, main = self.dist, self.dist.is_main
         ckpt_dir = self.exp_dir / "checkpoints"
         latest = latest_checkpoint(ckpt_dir)
         if latest is not None:
             self.load_state(latest)
-            log.info("resumed from %s at step %d", latest, self.step)
-        elif tc.init_from:
-            self.init_from(Path(tc.init_from))
-        writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.step)
-        progress = tqdm(total=tc.max_steps, initial=self.step, desc="vocoder", unit="step", dynamic_ncols=True)
+            if main:
+                log.info("resumed from %s at step %d", latest, self.step)
+        else:
+            if tc.init_from:
+                self.init_from(Path(tc.init_from))
+            if dist.enabled:  # the same initial weights (DDP broadcasts them), then each its own noise
+                torch.manual_seed(tc.seed * 1000003 + dist.rank)
+        self.wrap()
+        # Scalars after the checkpoint's step came from a run killed before its next checkpoint:
+        # hidden, as they are written again. Those of the step itself were written before it.
+        writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.step + 1) if main else None
+        progress = tqdm(total=tc.max_steps, initial=self.step, desc="vocoder", unit="step", dynamic_ncols=True,
+                        disable=not main)
         self.generator.train()
         while self.step < tc.max_steps:
             epoch, done_in_epoch = divmod(self.step, self.steps_per_epoch)
             batches = epoch_batches(len(self.train_set), tc.batch_size, tc.seed, epoch)[done_in_epoch:]
             # Its own generator: a DataLoader seeds its workers from the global RNG otherwise, and a
             # resumed run would then draw the source's noise differently.
-            loader = DataLoader(self.train_set, batch_sampler=batches, num_workers=tc.num_workers,
-                                pin_memory=self.device.type == "cuda",
+            loader = DataLoader(self.train_set, num_workers=tc.num_workers, pin_memory=self.device.type == "cuda",
+                                batch_sampler=[distributed.shard(b, dist.rank, dist.world_size) for b in batches],
                                 generator=torch.Generator().manual_seed(tc.seed + epoch))
             for mel, wav, f0 in loader:
                 lr = self.set_learning_rate()
                 losses = self.train_step(mel.to(self.device), wav.to(self.device), f0.to(self.device))
                 self.step += 1
                 progress.update(1)
-                if self.step % tc.log_interval == 0:
+                if self.step % tc.log_interval == 0 and main:
                     for name, value in losses.items():
                         writer.add_scalar(f"train/{name}", value, self.step)
                     writer.add_scalar("train/learning_rate", lr, self.step)
                     progress.set_postfix(mel_l1=f"{losses['mel_l1']:.3f}", epoch=epoch)
                     log.info("step %d epoch %d lr %.3g %s", self.step, epoch, lr,
                              " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-                if self.step % tc.valid_interval == 0 or self.step == tc.max_steps:
+                if (self.step % tc.valid_interval == 0 or self.step == tc.max_steps) and main:
                     error = self.validate(writer)
                     writer.add_scalar("dev/mel_l1", error, self.step)
                     log.info("step %d: dev mel L1 %.3f", self.step, error)
                 if self.step % tc.checkpoint_interval == 0 or self.step == tc.max_steps:
-                    save_checkpoint(ckpt_dir, self.state(), tc.keep_checkpoints)
+                    state = self.state()
+                    if main:
+                        save_checkpoint(ckpt_dir, state, tc.keep_checkpoints)
+                    dist.barrier()  # the others wait for rank 0's validation and checkpoint
                 if self.step >= tc.max_steps:
                     break
         progress.close()
-        writer.close()
-        with atomic_path(self.exp_dir / "generator.pth") as tmp:
-            torch.save(self.generator.state_dict(), tmp)
-        log.info("generator after %d steps: %s", self.step, self.exp_dir / "generator.pth")
+        if main:
+            writer.close()
+            with atomic_path(self.exp_dir / "generator.pth") as tmp:
+                torch.save(self.generator.state_dict(), tmp)
+            log.info("generator after %d steps: %s", self.step, self.exp_dir / "generator.pth")
+        dist.barrier()
 
 
 def mel_figure(generated: torch.Tensor, reference: torch.Tensor):
@@ -291,11 +377,15 @@ def mel_figure(generated: torch.Tensor, reference: torch.Tensor):
 
 
 def train_vocoder(cfg: VocoderConfig, data_dir: str | Path, exp_dir: str | Path) -> Path:
-    """Train (or resume, or finish) the vocoder in `exp_dir`; returns the generator.pth path."""
+    """Train (or resume, or finish) the vocoder in `exp_dir`; returns the generator.pth path.
+    Under `torchrun` every process calls this; rank 0 alone writes exp_dir."""
     exp_dir = Path(exp_dir)
+    dist = distributed.setup(cfg.train.device)
     check_resumable(cfg, exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, exp_dir / "config.yaml")
-    Trainer(cfg, Path(data_dir), exp_dir).run()
+    dist.barrier()  # every process has read the old config before rank 0 writes the new one
+    if dist.is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, exp_dir / "config.yaml")
+    Trainer(cfg, Path(data_dir), exp_dir, dist).run()
     return exp_dir / "generator.pth"
 
