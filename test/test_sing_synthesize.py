@@ -34,7 +34,7 @@ from svslm.lm.model import SpeechLM
 from svslm.lm.pretrained import pretrained_token_list
 from svslm.lm.vocab import Vocabulary
 from svslm.sing import sing
-from svslm.sing.phrases import HOP, join_phrases, split_phrases
+from svslm.sing.phrases import join_phrases, split_phrases
 from svslm.sing.prompt import UnknownSingerError
 from svslm.sing.reader import read_score
 from svslm.sing.score import ScoreError, ScoreNote, build_score
@@ -46,6 +46,7 @@ from svslm.utils.config import load_config
 from svslm.utils.mel import MelConfig
 from svslm.vocoder.config import VocoderConfig
 from svslm.vocoder.models import Generator
+from svslm.utils.audio import HOP_LENGTH as HOP
 
 P = 30  # prompt frames of the fake recipe
 CONF = Path(__file__).resolve().parents[1] / "conf"
