@@ -99,6 +99,7 @@ def test_without_validation_split_dev_is_the_end_of_sorted_train(tmp_path):
     assert len(read_kaldi_map(data / "train" / "wav.scp")) == 2
 
 
+@pytest.mark.slow
 def test_dev_is_chosen_from_the_good_utterances_after_bad_ones_are_dropped(tmp_path):
     """With --skip_bad, the last train utterances being bad must not empty dev (it once did)."""
     db, data = tmp_path / "db", tmp_path / "data"

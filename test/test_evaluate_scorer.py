@@ -111,6 +111,7 @@ def test_parallel_scoring_matches_serial(pair_dir):
     assert serial.utts == parallel.utts and list(parallel.utts) == ["u0", "u1", "u2"]
 
 
+@pytest.mark.slow
 def test_per_through_the_scorer_with_a_trained_recogniser(tmp_path):
     from svslm.evaluate.ctc_asr import AsrConfig, CtcModelConfig, CtcTrainConfig
     from svslm.evaluate.ctc_train import train_ctc

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "svslm"
 
 
@@ -29,6 +31,7 @@ def test_nothing_in_the_package_imports_its_test_doubles():
     assert {p: m for p, m in users.items() if m} == {}
 
 
+@pytest.mark.slow
 def test_inference_imports_no_training_module():
     code = ("import sys, svslm.flow.inference, svslm.vocoder.inference, svslm.lm.inference, svslm.infer.run, "
             "svslm.sing.synthesize; print(sorted(m for m in sys.modules if m.startswith('svslm') "

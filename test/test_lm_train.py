@@ -113,6 +113,7 @@ def test_training_resume_and_best(setup, monkeypatch):
     assert resumed_steps[-1][:2] == (True, 6)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_a_message(setup):
     from svslm.lm.train import NonFiniteLossError
 
