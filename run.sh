@@ -257,7 +257,8 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     run_step stage6_asr_train python -m svslm.bin.asr_train \
         --config "${asr_config}" --data_dir ${data} --exp_dir ${exp}/asr/${tag} ${asr_args}
     run_step stage6_score python -m svslm.bin.score_eval \
-        --config "${score_config}" --data_dir ${data} --split test --eval_dir ${eval_exp} --nj ${nj} ${score_args}
+        --config "${score_config}" --data_dir ${data} --split test --eval_dir ${eval_exp} \
+        --asr_dir ${exp}/asr/${tag} --nj ${nj} ${score_args}
     run_step stage6_report python -m svslm.bin.report --eval_dir ${eval_exp} ${report_args}
     log "Results: ${eval_exp}/RESULTS.md; report: ${eval_exp}/report/index.html"
     cat ${eval_exp}/RESULTS.md >&2

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from svslm.lm.config import LMRecipeConfig
-from svslm.lm.fixtures import codec_ssl_tokens, svs_lb_tokens, synth_utterance
 from svslm.lm.inference import DecodeConfig, _delayed_rows, decode
 from svslm.lm.model import LMConfig, SpeechLM
 from svslm.lm.sequence import build_prefix
 from svslm.lm.vocab import Vocabulary
+from svslm.testing.lm import codec_ssl_tokens, svs_lb_tokens, synth_utterance
 from svslm.utils.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

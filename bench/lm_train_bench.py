@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from svslm.lm.config import LMRecipeConfig
-from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump
+from svslm.testing.lm import make_init_checkpoint, make_tiny_dump
 from svslm.utils.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,9 +18,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from svslm.evaluate.fixtures import SR, sung_tone
 from svslm.evaluate.na import is_na
-from svslm.evaluate.scorer import ScoreConfig, ScoreItem, score_items
+from svslm.evaluate.scorer import MetricsConfig, ScoreItem, score_items
+from svslm.testing.evaluate import SR, sung_tone
 from svslm.utils.audio import load_wav, save_wav
 from svslm.utils.config import from_dict
 from svslm.utils.fileio import atomic_write_text, read_kaldi_map
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="generated utterances when no --data_dir")
     parser.add_argument("--out", default="bench/results/score.md")
     args = parser.parse_args()
-    cfg = from_dict(ScoreConfig, {"per": {"backends": [{"kind": "ctc", "model_dir": args.asr_dir}]}})
+    cfg = from_dict(MetricsConfig, {"per": {"backends": [{"kind": "ctc", "model_dir": args.asr_dir}]}})
     with tempfile.TemporaryDirectory() as tmp:
         items, audio_seconds = make_items(args.data_dir, Path(tmp), args.n)
         start = time.perf_counter()

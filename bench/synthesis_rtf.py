@@ -29,8 +29,9 @@ import torch
 
 from svslm.infer.conditions import get_condition
 from svslm.infer.config import load_infer_config
-from svslm.infer.pipeline import SAMPLE_RATE, RecipePaths, Synthesizer
+from svslm.infer.pipeline import RecipePaths, Synthesizer
 from svslm.infer.run import flow_needs_prompt, item_for, read_split_inputs, render_batch
+from svslm.utils.audio import SAMPLE_RATE
 from svslm.utils.fileio import atomic_write_text
 
 

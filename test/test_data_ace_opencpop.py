@@ -71,6 +71,7 @@ def test_segment_ids_without_singer_get_one(tmp_path):
     assert (u.utt_id, u.speaker, u.song) == ("acesinger_7#2001000001", "acesinger_7", "2001")
 
 
+@pytest.mark.slow
 def test_stage1_on_parquet_shards(tmp_path):
     db, data = make_db(tmp_path / "db"), tmp_path / "data"
     summary = prepare("ace_opencpop", db, data, 16000, 2, False, PrepareConfig())
@@ -90,6 +91,7 @@ def test_stage1_on_parquet_shards(tmp_path):
     assert read_kaldi_map(data / "test" / "text")[utt] == "SP g an an AP"
 
 
+@pytest.mark.slow
 def test_without_validation_split_dev_is_the_end_of_sorted_train(tmp_path):
     db, data = make_db(tmp_path / "db", with_validation=False), tmp_path / "data"
     prepare("ace_opencpop", db, data, 16000, 1, False, PrepareConfig(dev_size=2))
@@ -97,6 +99,7 @@ def test_without_validation_split_dev_is_the_end_of_sorted_train(tmp_path):
     assert len(read_kaldi_map(data / "train" / "wav.scp")) == 2
 
 
+@pytest.mark.slow
 def test_dev_is_chosen_from_the_good_utterances_after_bad_ones_are_dropped(tmp_path):
     """With --skip_bad, the last train utterances being bad must not empty dev (it once did)."""
     db, data = tmp_path / "db", tmp_path / "data"

@@ -8,9 +8,9 @@ import pytest
 import pyworld
 import scipy.signal
 
-from svslm.evaluate.fixtures import SR, sung_tone
 from svslm.evaluate.mcd_f0 import McdF0Config, mcd_f0, world_features
 from svslm.evaluate.na import MetricUnavailable
+from svslm.testing.evaluate import SR, sung_tone
 
 SEMITONE = 2.0 ** (1 / 12)
 
@@ -39,6 +39,7 @@ def test_identical_signals_give_zero_distortion_and_perfect_correlation(tone, dt
     assert out["F0_CORR"] == pytest.approx(1.0, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_semitone_shift_gives_the_expected_f0_rmse_in_hz(resynth):
     same, up = resynth
     ref_f0 = world_features(same, McdF0Config()).f0
@@ -52,6 +53,7 @@ def test_semitone_shift_gives_the_expected_f0_rmse_in_hz(resynth):
     assert out_dtw["F0_RMSE"] == pytest.approx(expected, rel=0.05)
 
 
+@pytest.mark.slow
 def test_stronger_spectral_change_gives_larger_mcd(tone):
     cfg = McdF0Config()
     mild = scipy.signal.lfilter(*scipy.signal.butter(2, 4000 / (SR / 2)), tone)
@@ -63,6 +65,7 @@ def test_stronger_spectral_change_gives_larger_mcd(tone):
     assert gain == pytest.approx(10 / np.log(10) * np.sqrt(2) * np.log(2), rel=0.02)
 
 
+@pytest.mark.slow
 def test_length_mismatch_over_ten_percent_is_na_with_reason(tone):
     out = mcd_f0(tone[: int(0.7 * tone.size)], tone, McdF0Config(dtw=False))
     assert all(isinstance(v, MetricUnavailable) for v in out.values())

@@ -7,7 +7,6 @@ import pytest
 
 from svslm.evaluate.ctc_asr import TOKENS, AsrConfig, CtcModelConfig, CtcTrainConfig
 from svslm.evaluate.ctc_train import read_split, train_ctc
-from svslm.evaluate.fixtures import make_phone_corpus
 from svslm.evaluate.na import MetricUnavailable
 from svslm.evaluate.per import (
     AsrBackendConfig,
@@ -16,6 +15,7 @@ from svslm.evaluate.per import (
     sung_phones,
     text_to_phones,
 )
+from svslm.testing.evaluate import make_phone_corpus
 from svslm.utils.audio import load_wav
 
 
@@ -48,6 +48,7 @@ def test_chinese_text_becomes_opencpop_phones():
     assert text_to_phones("我爱你，绿! ok") == ["w", "o", "ai", "n", "i", "l", "v"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["ctc", "whisper", "owsm"])
 def test_absent_recogniser_is_na_with_reason(tmp_path, kind):
     with pytest.raises(MetricUnavailable, match="no model directory configured"):
@@ -70,6 +71,7 @@ def test_bad_training_split_lists_every_bad_utterance(tmp_path):
     assert "2 bad utterance(s)" in str(err.value) and "['xx']" in str(err.value) and "no sung phone" in str(err.value)
 
 
+@pytest.mark.slow
 def test_ctc_training_writes_a_loadable_recogniser_and_its_ceiling(tmp_path):
     for split, n, seed in (("train", 6, 0), ("dev", 2, 1), ("test", 2, 2)):
         make_phone_corpus(tmp_path / "data" / split, n, seed)
@@ -90,6 +92,7 @@ def test_ctc_training_writes_a_loadable_recogniser_and_its_ceiling(tmp_path):
     assert (exp / "model.pth").stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow
 def test_ctc_training_resumes_from_last_checkpoint(tmp_path, caplog):
     make_phone_corpus(tmp_path / "data" / "train", 4)
     cfg = AsrConfig(model=CtcModelConfig(conv_channels=8, rnn_hidden=8, rnn_layers=1),

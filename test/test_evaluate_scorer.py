@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from svslm.evaluate.fixtures import SR, sung_tone
 from svslm.evaluate.mos import (
     SheetConfig,
     SheetSsqa,
@@ -15,7 +14,7 @@ from svslm.evaluate.mos import (
 )
 from svslm.evaluate.na import MetricUnavailable, is_na
 from svslm.evaluate.scorer import (
-    ScoreConfig,
+    MetricsConfig,
     ScoreItem,
     ScoreReport,
     Summary,
@@ -24,6 +23,7 @@ from svslm.evaluate.scorer import (
     score_items,
 )
 from svslm.evaluate.singer_sim import ResemblyzerEmbedder, cosine, singer_similarity
+from svslm.testing.evaluate import SR, sung_tone
 from svslm.utils.audio import save_wav
 from svslm.utils.config import from_dict
 
@@ -51,6 +51,7 @@ def test_cosine_and_singer_similarity_sanity():
     assert isinstance(trimmed, MetricUnavailable) and "no voice" in trimmed.reason
 
 
+@pytest.mark.slow
 def test_dnsmos_scores_in_range_and_silence_is_na():
     out = dnsmos(sung_tone(1.0))
     assert set(out) == {"DNSMOS", "DNSMOS_SIG", "DNSMOS_BAK", "DNSMOS_P808"}
@@ -78,8 +79,9 @@ def pair_dir(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_report_carries_na_with_reasons_and_survives_json(pair_dir):
-    cfg = from_dict(ScoreConfig, {"metrics": ["mcd_f0", "per", "singmos"]})
+    cfg = from_dict(MetricsConfig, {"metrics": ["mcd_f0", "per", "singmos"]})
     items = [ScoreItem("u1", str(pair_dir / "ref.wav"), str(pair_dir / "hyp.wav"), ["SP", "n", "i"]),
              ScoreItem("u2", str(pair_dir / "ref.wav"), str(pair_dir / "ref.wav"), None),
              ScoreItem("u3", str(pair_dir / "ref.wav"), str(pair_dir / "broken.wav"), None)]
@@ -101,22 +103,24 @@ def test_report_carries_na_with_reasons_and_survives_json(pair_dir):
     assert "MCD (dB, dtw: false)" in table and "| test |" in table and "PER: no model directory" in table
 
 
+@pytest.mark.slow
 def test_parallel_scoring_matches_serial(pair_dir):
-    cfg = from_dict(ScoreConfig, {"metrics": ["mcd_f0"]})
+    cfg = from_dict(MetricsConfig, {"metrics": ["mcd_f0"]})
     items = [ScoreItem(f"u{i}", str(pair_dir / "ref.wav"), str(pair_dir / "hyp.wav")) for i in range(3)]
     serial, parallel = score_items(items, cfg, nj=1), score_items(items, cfg, nj=2)
     assert serial.utts == parallel.utts and list(parallel.utts) == ["u0", "u1", "u2"]
 
 
+@pytest.mark.slow
 def test_per_through_the_scorer_with_a_trained_recogniser(tmp_path):
     from svslm.evaluate.ctc_asr import AsrConfig, CtcModelConfig, CtcTrainConfig
     from svslm.evaluate.ctc_train import train_ctc
-    from svslm.evaluate.fixtures import make_phone_corpus
+    from svslm.testing.evaluate import make_phone_corpus
 
     phones = make_phone_corpus(tmp_path / "data" / "train", 3)
     train_ctc(AsrConfig(model=CtcModelConfig(conv_channels=8, rnn_hidden=8, rnn_layers=1),
                         train=CtcTrainConfig(epochs=1, batch_size=3, num_threads=1)), tmp_path / "data", tmp_path / "asr")
-    cfg = from_dict(ScoreConfig, {"metrics": ["per"], "per": {"backends": [{"kind": "ctc", "model_dir": str(tmp_path / "asr")}]}})
+    cfg = from_dict(MetricsConfig, {"metrics": ["per"], "per": {"backends": [{"kind": "ctc", "model_dir": str(tmp_path / "asr")}]}})
     wav = {u: str(tmp_path / "data" / "train" / "wav" / f"{u}.wav") for u in phones}
     report = score_items([ScoreItem(u, wav[u], wav[u], phones[u]) for u in phones], cfg)
     edits = [report.details[u]["PER_edits"] for u in phones]
@@ -134,23 +138,23 @@ def test_shipped_configs_load(name):
     from svslm.utils.config import load_config
 
     conf = Path(__file__).parents[1] / "conf"
-    score_cfg = load_config(conf / "score" / f"{name}.yaml", ScoreConfig)
+    score_cfg = load_config(conf / "score" / f"{name}.yaml", MetricsConfig)
     assert score_cfg.mcd_f0.dtw is False  # the paper's mode is the default everywhere
     assert score_cfg.per.backends[0].kind == "ctc"
     load_config(conf / "asr" / f"{name}.yaml", AsrConfig)
 
 
 def test_one_sample_rate_for_scoring(tmp_path):
-    """ScoreConfig.sample_rate is the only rate: mcd_f0 has none of its own (setting one once made
+    """MetricsConfig.sample_rate is the only rate: mcd_f0 has none of its own (setting one once made
     WORLD analyse audio at a rate it was not loaded at), and the 16 kHz models refuse another."""
     from svslm.utils.config import ConfigError
 
     with pytest.raises(ConfigError, match="unknown key.*sample_rate"):
-        from_dict(ScoreConfig, {"mcd_f0": {"sample_rate": 24000}})
+        from_dict(MetricsConfig, {"mcd_f0": {"sample_rate": 24000}})
     with pytest.raises(ValueError, match="take 16 kHz audio"):
-        from_dict(ScoreConfig, {"sample_rate": 24000})
+        from_dict(MetricsConfig, {"sample_rate": 24000})
     # mcd_f0 alone may score at another rate, and then analyses at that rate.
-    cfg = from_dict(ScoreConfig, {"sample_rate": 24000, "metrics": ["mcd_f0"]})
+    cfg = from_dict(MetricsConfig, {"sample_rate": 24000, "metrics": ["mcd_f0"]})
     tone = sung_tone(0.6, 220.0)
     save_wav(tmp_path / "ref.wav", tone, SR)
     save_wav(tmp_path / "hyp.wav", tone, SR)

@@ -11,9 +11,9 @@ import yaml
 from svslm.bin.extend_vocab import main as extend_main
 from svslm.lm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from svslm.lm.extend import ExtendConfig, extend_checkpoint
-from svslm.lm.fixtures import tiny_lm_config
 from svslm.lm.pretrained import make_pretrained
 from svslm.lm.vocab import codec_ssl_tokens
+from svslm.testing.lm import tiny_lm_config
 
 SVS = ["svs_AP", "svs_SP", "svs_a", "<svs_placeholder>"] + [f"svs_{m}" for m in range(128)]
 

@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from svslm.flow.cfm import CFM, CFMConfig, integrate, masked_mse, ot_path, warp_time
-from svslm.flow.estimator import EstimatorConfig, build_estimator
+from svslm.flow.estimator import DiTConfig, UNetConfig, build_estimator
+from svslm.flow.model import FlowModelConfig
+from svslm.utils.config import ConfigError, from_dict
 
 
 def test_path_starts_at_noise_ends_at_data_and_target_is_its_velocity():
@@ -156,8 +158,9 @@ def test_unknown_solver_is_refused():
 @pytest.mark.parametrize("kind", ["unet", "dit"])
 def test_estimator_output_on_valid_frames_ignores_padding_and_odd_lengths_work(kind):
     torch.manual_seed(0)
-    cfg = EstimatorConfig(kind=kind, channels=[16, 16, 16], n_blocks=1, n_mid_blocks=1, n_heads=2, head_dim=8,
-                          dropout=0.0, dim=16)
+    common = {"n_blocks": 1, "n_heads": 2, "head_dim": 8, "dropout": 0.0}
+    cfg = (UNetConfig(channels=[16, 16, 16], n_mid_blocks=1, **common) if kind == "unet"
+           else DiTConfig(kind="dit", dim=16, **common))
     est = build_estimator(out_channels=3, cond_channels=4, cfg=cfg).eval()
     if kind == "dit":  # adaLN-Zero starts every block as the identity; perturb so the test means something
         for p in est.parameters():
@@ -174,3 +177,16 @@ def test_estimator_output_on_valid_frames_ignores_padding_and_odd_lengths_work(k
     assert torch.allclose(out[..., :9], out2[..., :9], atol=1e-5)
     # time enters the network
     assert not torch.allclose(out, est(x, mask, torch.tensor([0.9]), cond))
+
+
+def test_estimator_config_is_the_unet_or_the_dit_and_a_field_of_the_other_is_an_error():
+    assert isinstance(from_dict(FlowModelConfig, {}).estimator, UNetConfig)  # the paper's, when not said
+    assert isinstance(from_dict(FlowModelConfig, {"estimator": {"channels": [16, 16]}}).estimator, UNetConfig)
+    dit = from_dict(FlowModelConfig, {"estimator": {"kind": "dit", "dim": 16}}).estimator
+    assert isinstance(dit, DiTConfig) and dit.dim == 16
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['channels'\] for DiTConfig"):
+        from_dict(FlowModelConfig, {"estimator": {"kind": "dit", "channels": [16, 16]}})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['dim'\] for UNetConfig"):
+        from_dict(FlowModelConfig, {"estimator": {"kind": "unet", "dim": 128}})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['dim'\] for UNetConfig"):
+        from_dict(FlowModelConfig, {"estimator": {"dim": 128}})  # a DiT field without `kind: dit`

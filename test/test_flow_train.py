@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from svslm.flow.data import epoch_batches, load_split, resample_frames, tile_to
+from svslm.flow.estimator import DiTConfig
 from svslm.flow.inference import load_flow
 from svslm.flow.model import FlowModel
 from svslm.flow.train import FlowTrainConfig, OptimConfig, lr_factor, train
@@ -133,9 +134,10 @@ def test_sampling_is_seeded_per_utterance_and_guidance_matters(recipe, tmp_path)
     assert not torch.allclose(batch, flow.sample(emb, None, mask, seed=3, guidance=0.0))
 
 
+@pytest.mark.slow
 def test_resumed_training_equals_uninterrupted(recipe, tmp_path):
     cfg = tiny_config(use_pitch=True, use_prompt=True)
-    cfg.model.estimator.kind = "dit"
+    cfg.model.estimator = DiTConfig(kind="dit", n_blocks=1, n_heads=2, head_dim=8)
     cfg.train.max_steps, cfg.train.ema_decay = 3, 0.9  # 2 batches per epoch: crosses an epoch
     _train(recipe, cfg, tmp_path / "straight")
     cfg.train.max_steps = 1

@@ -6,16 +6,17 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
 from svslm.flow.model import FlowModel
 from svslm.flow.train import FlowTrainConfig
 from svslm.infer.config import load_infer_config
-from svslm.infer.fixtures import UTTS, make_recipe
 from svslm.infer.pipeline import RecipePaths, Synthesizer
 from svslm.infer.run import run_inference
-from svslm.lm.fixtures import make_init_checkpoint, tiny_lm_config
+from svslm.testing.infer import UTTS, make_recipe
+from svslm.testing.lm import make_init_checkpoint, tiny_lm_config
 from svslm.tokenize.codec import CodecConfig, MiniCodec
 from svslm.utils.config import load_config
 from svslm.utils.mel import MelConfig
@@ -46,6 +47,7 @@ def save_untrained_parts(dirs: dict[str, Path]) -> None:
     torch.save(Generator(cfg.generator, cfg.mel).state_dict(), voc / "generator.pth")
 
 
+@pytest.mark.slow
 def test_every_condition_with_the_real_components(tmp_path):
     dirs = make_recipe(tmp_path, flow_tags=FLOWS)
     save_untrained_parts(dirs)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from svslm.infer.config import ConditionConfig, InferConfig
-from svslm.infer.fixtures import FakeFlow, FakeVocoder, fake_parts
 from svslm.infer.pipeline import MissingComponentError, RecipePaths, Synthesizer
+from svslm.testing.infer import FakeFlow, FakeVocoder, fake_parts
 from svslm.utils.mel import MelConfig, MelMismatchError
 
 LENGTHS = (5, 9)

@@ -10,9 +10,9 @@ import soundfile as sf
 
 from svslm.bin import infer as infer_bin
 from svslm.infer.config import ConditionConfig, InferConfig
-from svslm.infer.fixtures import UTTS, fake_parts, make_recipe
 from svslm.infer.pipeline import Synthesizer
 from svslm.infer.run import run_inference
+from svslm.testing.infer import UTTS, fake_parts, make_recipe
 
 CONF_INFER = Path(__file__).resolve().parents[1] / "conf/infer/tiny.yaml"
 

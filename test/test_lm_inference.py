@@ -9,8 +9,8 @@ import torch
 
 from svslm.bin import lm_decode
 from svslm.lm.data import load_split
-from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump, tiny_lm_config
 from svslm.lm.inference import DecodeConfig, decode, load_lm, svs_lb_frames
+from svslm.testing.lm import make_init_checkpoint, make_tiny_dump, tiny_lm_config
 
 
 @pytest.fixture(scope="module")

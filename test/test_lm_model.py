@@ -9,9 +9,9 @@ import torch
 
 from svslm.lm.checkpoint import load_checkpoint
 from svslm.lm.data import SVSDataset, load_split
-from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump, tiny_lm_config
 from svslm.lm.model import LossConfig
 from svslm.lm.sequence import SequenceConfig, build_example, collate, delay
+from svslm.testing.lm import make_init_checkpoint, make_tiny_dump, tiny_lm_config
 
 
 def test_delay_shifts_stream_n_by_n_and_keeps_the_length():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from svslm.lm.checkpoint import load_checkpoint
-from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump, tiny_lm_config
+from svslm.testing.lm import make_init_checkpoint, make_tiny_dump, tiny_lm_config
 
 DEEPSPEED_JSON = Path(__file__).resolve().parents[1] / "conf" / "deepspeed" / "cpu.json"
 
@@ -54,6 +54,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_training_resume_and_best(setup, monkeypatch):
     from svslm.lm import train as train_mod
 
@@ -112,6 +113,7 @@ def test_training_resume_and_best(setup, monkeypatch):
     assert resumed_steps[-1][:2] == (True, 6)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_a_message(setup):
     from svslm.lm.train import NonFiniteLossError
 
@@ -120,6 +122,7 @@ def test_non_finite_loss_stops_with_a_message(setup):
         _train(root, paths, root / "nan", ["loss.modality_weights.ssl=.nan"])
 
 
+@pytest.mark.slow
 def test_non_finite_loss_can_skip_the_batch(setup, monkeypatch):
     from svslm.lm.model import SpeechLM
 

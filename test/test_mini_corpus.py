@@ -31,6 +31,7 @@ def small_config(seed: int = 7) -> MiniCorpusConfig:
                             max_phrase_seconds=3.5, singers=SINGERS)
 
 
+@pytest.mark.slow
 def test_generation_is_deterministic_and_seeded(tmp_path):
     make_corpus(small_config(), tmp_path / "a")
     make_corpus(small_config(), tmp_path / "b")
@@ -56,6 +57,7 @@ def prepared(tmp_path_factory):
     return work / "data"
 
 
+@pytest.mark.slow
 def test_stage1_reads_the_mini_corpus(prepared):
     utts = {s: list(read_kaldi_map(prepared / s / "wav.scp")) for s in ("train", "dev", "test")}
     # All singers sing every song; the held-out song (2003) is the whole test set.
@@ -70,6 +72,7 @@ def test_stage1_reads_the_mini_corpus(prepared):
     assert any(n["slur"] for n in notes) or any(n["lyric"] == "AP" for n in notes)
 
 
+@pytest.mark.slow
 def test_pitch_follows_the_score(prepared):
     errors, voiced = [], []
     for split in ("train", "test"):

@@ -12,11 +12,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_run_sh_all_stages_on_a_small_mini_corpus(tmp_path):
     flows = " ".join(str(p) for p in sorted((ROOT / "conf/flow").glob("tiny_*.yaml")))
     cmd = [

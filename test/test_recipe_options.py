@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,6 +23,7 @@ def trained_flows(stderr: str) -> list[str]:
     return [Path(p).stem for p in line.split("stage 4 trains:")[1].split(";")[0].split()]
 
 
+@pytest.mark.slow
 def test_stage_4_trains_exactly_the_flows_the_infer_conditions_render(tmp_path):
     proc = run_sh(tmp_path, "--corpus", "ace_opencpop", "--db_root", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -31,12 +34,14 @@ def test_stage_4_trains_exactly_the_flows_the_infer_conditions_render(tmp_path):
     assert trained_flows(proc.stderr) == ["tiny_flow2_mel"]
 
 
+@pytest.mark.slow
 def test_a_flow_config_no_condition_renders_is_an_error(tmp_path):
     proc = run_sh(tmp_path, "--conditions", "lm_flow1_voc", "--flow_configs", "conf/flow/tiny_flow2_mel.yaml")
     assert proc.returncode != 0
     assert "no selected condition" in proc.stderr and "tiny_flow1_mel" in proc.stderr
 
 
+@pytest.mark.slow
 def test_readme_ablation_command_from_the_corpus_directory():
     """README: `cd egs2/ace_opencpop/svslm1 && ./run.sh ... --flow_configs "conf/flow/..."`."""
     egs = ROOT / "egs2/ace_opencpop/svslm1"
@@ -58,6 +63,7 @@ def _ablation_from(egs: Path) -> None:
     assert proc.returncode != 0 and "config not found: conf/flow/nonexistent.yaml" in proc.stderr
 
 
+@pytest.mark.slow
 def test_logs_go_under_the_runs_tag(tmp_path):
     for tag in ("first", "second"):
         assert run_sh(tmp_path, "--tag", tag).returncode == 0

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from svslm.bin import report as report_bin
 from svslm.evaluate.na import MetricUnavailable
-from svslm.evaluate.scorer import ScoreConfig, ScoreReport, mean_ci95, metric_infos
+from svslm.evaluate.scorer import MetricsConfig, ScoreReport, mean_ci95, metric_infos
 from svslm.report.published import PUBLISHED
 from svslm.utils.config import load_config
 
@@ -47,7 +47,7 @@ def write_eval_dir(root: Path) -> Path:
                 "infer_config": {"path": "conf/infer/tiny.yaml", "values": {}}, "conditions": conds}
     (eval_dir / "manifest.json").write_text(json.dumps(manifest))
     (eval_dir / "scores").mkdir()
-    infos = metric_infos(load_config(CONF / "score" / "tiny.yaml", ScoreConfig))  # the scorer's own metric set
+    infos = metric_infos(load_config(CONF / "score" / "tiny.yaml", MetricsConfig))  # the scorer's own metric set
     for i, (name, slug) in enumerate([("Ground truth", "ground_truth")] + CONDITIONS):
         utts = {}
         for j, utt in enumerate(UTTS):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from svslm.bin import score, score_eval
-from svslm.evaluate.fixtures import SR, sung_tone
+from svslm.testing.evaluate import SR, sung_tone
 from svslm.utils.audio import save_wav
 from svslm.utils.fileio import write_kaldi_map
 
@@ -32,6 +32,7 @@ def corpus(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_score_matches_names_and_writes_json_and_markdown(corpus):
     out = corpus / "out"
     rc = score.main([str(corpus / "ref"), str(corpus / "exp/eval/mini/wav/lm_cd"), "--out_dir", str(out),
@@ -48,10 +49,11 @@ def test_score_matches_names_and_writes_json_and_markdown(corpus):
     assert "| s1#001 |" in md and "References without synthesis" in md and "- extra" in md
 
 
+@pytest.mark.slow
 def test_score_eval_scores_conditions_and_ground_truth_and_resumes(corpus, monkeypatch):
     monkeypatch.chdir(corpus)
     args = ["--config", str(Path(__file__).parents[1] / "conf/score/tiny.yaml"),
-            "--data_dir", "data", "--eval_dir", "exp/eval/mini", "--nj", "1", *FAST]
+            "--data_dir", "data", "--eval_dir", "exp/eval/mini", "--asr_dir", "exp/asr/mini", "--nj", "1", *FAST]
     assert score_eval.main(args) == 0
     scores = corpus / "exp/eval/mini/scores"
     assert sorted(p.name for p in scores.glob("*.json")) == ["ground_truth.json", "lm_cd.json", "summary.json"]
@@ -60,7 +62,7 @@ def test_score_eval_scores_conditions_and_ground_truth_and_resumes(corpus, monke
     assert gt["name"] == "Ground truth" and gt["utterances"] == 2
     assert gt["summary"]["MCD"]["mean"] == pytest.approx(0.0, abs=1e-9)
     assert gt["summary"]["Singer-Sim"]["mean"] == pytest.approx(1.0, abs=1e-5)
-    # The empty ctc model_dir points at exp/asr/<tag>; absent here, so PER is n/a saying where it looked.
+    # The empty ctc model_dir is --asr_dir; absent here, so PER is n/a saying where it looked.
     assert "exp/asr/mini" in gt["summary"]["PER"]["n/a"]
     lm_cd = summary["conditions"]["lm_cd"]
     assert lm_cd["utterances"] == 1 and lm_cd["only_in_ref"] == ["s1#002"]
@@ -85,3 +87,15 @@ def test_score_eval_data_dir_is_stage_1s_output_as_for_infer(corpus, monkeypatch
     assert score_eval.main(args) == 1
     err = capsys.readouterr().err
     assert "data/test/test/wav.scp not found" in err and "not a split" in err
+
+
+@pytest.mark.slow
+def test_score_eval_guesses_no_recogniser_directory(corpus, monkeypatch):
+    """The recogniser's directory is --asr_dir (or the config's model_dir), never derived from --eval_dir."""
+    monkeypatch.chdir(corpus)
+    (corpus / "exp/asr/mini").mkdir(parents=True)
+    args = ["--config", str(Path(__file__).parents[1] / "conf/score/tiny.yaml"),
+            "--data_dir", "data", "--eval_dir", "exp/eval/mini", "--nj", "1", *FAST]
+    assert score_eval.main(args) == 0
+    summary = json.loads((corpus / "exp/eval/mini/scores/summary.json").read_text())
+    assert "no model directory configured" in summary["conditions"]["ground_truth"]["summary"]["PER"]["n/a"]

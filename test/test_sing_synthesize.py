@@ -29,19 +29,20 @@ from svslm.data.phonemes import PHONEMES
 from svslm.flow.model import FlowModel
 from svslm.flow.train import FlowTrainConfig
 from svslm.lm.checkpoint import save_checkpoint
-from svslm.lm.fixtures import codec_ssl_tokens, tiny_lm_config
 from svslm.lm.model import SpeechLM
 from svslm.lm.pretrained import pretrained_token_list
 from svslm.lm.vocab import Vocabulary
 from svslm.sing import sing
-from svslm.sing.phrases import HOP, join_phrases, split_phrases
+from svslm.sing.phrases import join_phrases, split_phrases
 from svslm.sing.prompt import UnknownSingerError
 from svslm.sing.reader import read_score
 from svslm.sing.score import ScoreError, ScoreNote, build_score
 from svslm.sing.synthesize import SingConfig, model_phones
+from svslm.testing.lm import codec_ssl_tokens, tiny_lm_config
 from svslm.tokenize.codec import CodecConfig, MiniCodec
 from svslm.tokenize.ssl import SSLConfig, SSLTokenizer
 from svslm.tokenize.svs_lb import build_token_list, phones_to_frames
+from svslm.utils.audio import HOP_LENGTH as HOP
 from svslm.utils.config import load_config
 from svslm.utils.mel import MelConfig
 from svslm.vocoder.config import VocoderConfig
@@ -252,6 +253,7 @@ def save_untrained_recipe(recipe, tag="t", codebook_size=16, ssl_vocab=16):
     return infer
 
 
+@pytest.mark.slow
 def test_sing_end_to_end_with_the_real_synthesizer(recipe, tmp_path):
     infer = save_untrained_recipe(recipe)
     prompt_wav = recipe / "data/train/bass#001.wav"  # the prompt utterance's recording (Flow2 takes a mel prompt)
@@ -330,6 +332,7 @@ def test_cli_chooses_a_voice_part_and_writes_no_ds_for_a_bad_score(recipe, tmp_p
     assert not ds.exists() and not (tmp_path / "out.wav").exists()
 
 
+@pytest.mark.slow
 def test_cli_sings_a_ustx_end_to_end_and_writes_what_it_sang(recipe, tmp_path):
     infer = save_untrained_recipe(recipe)
     prompt_wav = recipe / "data/train/bass#001.wav"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from svslm.evaluate.fixtures import sung_tone
+from svslm.testing.evaluate import sung_tone
 from svslm.utils.mel import MelConfig, mel_spectrogram
 from svslm.vocoder.config import GeneratorConfig
 from svslm.vocoder.models import Generator

@@ -144,6 +144,7 @@ def assert_same_tensors(a, b, where: str = "") -> None:
         assert a == b, where
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", [False, True], ids=["hifigan", "with_source"])
 def test_interrupted_training_resumes_to_the_same_state(data_dir, tmp_path, source):
     # 4 steps in one go, against 2 steps, a stop, and a re-run asked for 4: the second run must

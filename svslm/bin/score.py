@@ -13,19 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from svslm.bin.args import add_override
-from svslm.evaluate.scorer import ScoreConfig, ScoreItem, markdown_table, score_items
+from svslm.evaluate.directories import score_wav_dirs, use_asr_dir
+from svslm.evaluate.scorer import MetricsConfig
 from svslm.utils.config import from_dict, load_config
-from svslm.utils.fileio import atomic_write_json, atomic_write_text, read_kaldi_map
 from svslm.utils.logging import setup_logging
-
-
-def wavs_by_name(directory: Path) -> dict[str, Path]:
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: not a directory")
-    return {p.stem: p for p in sorted(directory.glob("*.wav"))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,34 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logger = setup_logging(args.verbose)
-    cfg = load_config(args.config, ScoreConfig, args.override) if args.config else from_dict(ScoreConfig, {})
-    for backend in cfg.per.backends:
-        if backend.kind == "ctc" and not backend.model_dir:
-            backend.model_dir = args.asr_dir
-    refs, hyps = wavs_by_name(Path(args.ref_dir)), wavs_by_name(Path(args.hyp_dir))
-    texts = read_kaldi_map(args.text) if args.text else {}
-    common = sorted(set(refs) & set(hyps))
-    items = [ScoreItem(u, str(refs[u]), str(hyps[u]), texts[u].split() if u in texts else None) for u in common]
-    report = score_items(items, cfg, args.nj, name=args.name or Path(args.hyp_dir).name)
-    report.only_in_ref = sorted(set(refs) - set(hyps))
-    report.only_in_hyp = sorted(set(hyps) - set(refs))
-    for side, names in (("reference", report.only_in_ref), ("synthesis", report.only_in_hyp)):
-        if names:
-            logger.warning("%d wav(s) only on the %s side: %s", len(names), side, " ".join(names))
-    if args.text:
-        missing_text = [u for u in common if u not in texts]
-        if missing_text:
-            logger.warning("%d utterance(s) have no phones in %s (PER n/a): %s", len(missing_text), args.text, " ".join(missing_text))
-    out = Path(args.out_dir)
-    atomic_write_json(out / "scores.json", report.to_json())
-    atomic_write_text(out / "scores.md", report.markdown())
-    logger.info("scored %d utterance(s) -> %s/scores.json, scores.md", len(report.utts), out)
-    print(markdown_table([report]))
-    if report.errors:
-        logger.error("%d utterance(s) could not be scored (listed in scores.json)", len(report.errors))
-        return 1
-    return 0
+    setup_logging(args.verbose)
+    cfg = load_config(args.config, MetricsConfig, args.override) if args.config else from_dict(MetricsConfig, {})
+    use_asr_dir(cfg, args.asr_dir)
+    return score_wav_dirs(args.ref_dir, args.hyp_dir, args.out_dir, cfg, args.text, args.nj, args.name)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,6 @@ class AudioRef:
     shard: str | None = None  # parquet shard holding the audio bytes
     row: int | None = None  # row index in `shard`
 
-    def describe(self) -> str:
-        return self.path if self.path is not None else f"{self.shard} row {self.row}"
-
 
 @dataclass
 class Utterance:

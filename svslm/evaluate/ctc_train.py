@@ -39,13 +39,13 @@ _TOKEN_ID = {t: i for i, t in enumerate(TOKENS)}
 
 
 @dataclass
-class Utterance:
+class AsrUtterance:
     utt: str
     wav_path: str
     phones: list[str]  # sung phones, rests removed
 
 
-def read_split(split_dir: Path) -> list[Utterance]:
+def read_split(split_dir: Path) -> list[AsrUtterance]:
     """Utterances of `wav.scp` + `text`; every problem in the split is reported at once."""
     wavs = read_kaldi_map(split_dir / "wav.scp")
     texts = read_kaldi_map(split_dir / "text")
@@ -61,7 +61,7 @@ def read_split(split_dir: Path) -> list[Utterance]:
         elif not phones:
             problems.append(f"{utt}: no sung phone in text")
         else:
-            utts.append(Utterance(utt, wavs[utt], phones))
+            utts.append(AsrUtterance(utt, wavs[utt], phones))
     problems += [f"{utt}: in text but not in wav.scp" for utt in sorted(set(texts) - set(wavs))]
     if problems:
         raise ValueError(f"{split_dir}: {len(problems)} bad utterance(s):\n  " + "\n  ".join(problems))
@@ -69,7 +69,7 @@ def read_split(split_dir: Path) -> list[Utterance]:
 
 
 class CtcDataset(torch.utils.data.Dataset):
-    def __init__(self, utts: list[Utterance], cfg: AsrConfig):
+    def __init__(self, utts: list[AsrUtterance], cfg: AsrConfig):
         self.utts, self.cfg = utts, cfg
 
     def __len__(self) -> int:
@@ -100,7 +100,7 @@ def _time_mask(feats: torch.Tensor, lengths: torch.Tensor, width: int, gen: torc
     return feats
 
 
-def evaluate_per(recognizer: CtcRecognizer, utts: list[Utterance], desc: str) -> float:
+def evaluate_per(recognizer: CtcRecognizer, utts: list[AsrUtterance], desc: str) -> float:
     """Corpus PER (%) = all edits / all reference phones."""
     edits = ref_len = 0
     for u in tqdm(utts, desc=desc, leave=False):

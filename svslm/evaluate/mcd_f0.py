@@ -30,8 +30,9 @@ import scipy.stats
 from fastdtw import fastdtw
 
 from svslm.evaluate.na import MetricUnavailable
+from svslm.utils.audio import SAMPLE_RATE
 
-SAMPLE_RATE = 16000  # Hz: VERSA's mcd_f0 in the paper's config; the scorer passes its ScoreConfig.sample_rate
+# SAMPLE_RATE is also VERSA's mcd_f0 rate in the paper's config; the scorer passes its MetricsConfig.sample_rate.
 
 
 @dataclass
@@ -154,7 +155,7 @@ def mcd_f0(hyp: np.ndarray, ref: np.ndarray, cfg: McdF0Config, sample_rate: int 
            ref_features: WorldFeatures | None = None) -> dict[str, float | MetricUnavailable]:
     """{"MCD": dB, "F0_RMSE": Hz, "F0_CORR": Pearson r} of synthesis `hyp` against reference `ref`.
 
-    Both are float waveforms at `sample_rate` Hz (the scorer's ScoreConfig.sample_rate, the one
+    Both are float waveforms at `sample_rate` Hz (the scorer's MetricsConfig.sample_rate, the one
     home of the rate). A metric that cannot be computed for this pair is a `MetricUnavailable`
     carrying the reason. `ref_features`: `world_features(ref, cfg, sample_rate)` made earlier.
     """

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class AsrBackendConfig:
     kind: Literal["ctc", "whisper", "owsm"] = "ctc"  # which recogniser (see the module docstring)
-    # Local model directory. Empty for `ctc` = exp/asr/<tag>, where <tag> is the evaluation's tag.
+    # Local model directory. Empty for `ctc`: the entry point's --asr_dir (run.sh passes exp/asr/<tag>).
     model_dir: str = ""
     language: str = "zh"  # language given to Whisper / OWSM
 

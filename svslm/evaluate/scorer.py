@@ -38,7 +38,7 @@ from svslm.evaluate.singer_sim import (
     TorchScriptEmbedder,
     singer_similarity,
 )
-from svslm.utils.audio import AudioError, load_wav
+from svslm.utils.audio import SAMPLE_RATE, AudioError, load_wav
 from svslm.utils.config import to_dict
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ TABLE_COLUMNS: tuple[str, ...] = ("F0_RMSE", "F0_CORR", "MCD", "PER", "Singer-Si
 
 
 @dataclass
-class ScoreConfig:
-    sample_rate: int = 16000  # Hz; every wav is resampled to this before scoring (the one rate of every metric)
+class MetricsConfig:
+    sample_rate: int = SAMPLE_RATE  # Hz; every wav is resampled to this before scoring (the one rate of every metric)
     metrics: list[MetricGroup] = field(default_factory=lambda: list(ALL_GROUPS))  # metric groups to compute
     mcd_f0: McdF0Config = field(default_factory=McdF0Config)
     per: PerConfig = field(default_factory=PerConfig)
@@ -60,7 +60,7 @@ class ScoreConfig:
 
     def __post_init__(self) -> None:
         others = [m for m in self.metrics if m != "mcd_f0"]
-        if self.sample_rate != 16000 and others:
+        if self.sample_rate != SAMPLE_RATE and others:
             raise ValueError(f"sample_rate {self.sample_rate}: the models behind {others} take 16 kHz audio; "
                              "only mcd_f0 can score at another rate (metrics: [mcd_f0])")
 
@@ -73,7 +73,7 @@ class MetricInfo:
     mode: str = ""
 
 
-def metric_infos(cfg: ScoreConfig) -> dict[str, MetricInfo]:
+def metric_infos(cfg: MetricsConfig) -> dict[str, MetricInfo]:
     """The metrics `cfg` produces, with unit, direction, source and (for MCD/F0) alignment mode."""
     out: dict[str, MetricInfo] = {}
     if "mcd_f0" in cfg.metrics:
@@ -120,7 +120,7 @@ def _load(cls_or_fn, *args):
 class UtteranceScorer:
     """Every configured metric of one (reference, synthesis) pair; models loaded once."""
 
-    def __init__(self, cfg: ScoreConfig):
+    def __init__(self, cfg: MetricsConfig):
         self.cfg = cfg
         # WORLD analysis of each reference, made once: every condition is scored against the same ones.
         self._ref_features: dict[tuple[str, int, int], WorldFeatures] = {}
@@ -227,7 +227,7 @@ class ScoreReport:
     errors: dict[str, str] = field(default_factory=dict)  # utt -> why it could not be scored at all
     only_in_ref: list[str] = field(default_factory=list)  # references with no synthesis
     only_in_hyp: list[str] = field(default_factory=list)  # syntheses with no reference
-    config: dict[str, Any] = field(default_factory=dict)  # the ScoreConfig used
+    config: dict[str, Any] = field(default_factory=dict)  # the MetricsConfig used
     inputs: dict[str, Any] = field(default_factory=dict)  # fingerprint of the scored files (for resuming)
 
     def summary(self) -> dict[str, Summary | MetricUnavailable]:
@@ -330,7 +330,7 @@ def markdown_table(reports: list[ScoreReport], columns: tuple[str, ...] | None =
 _WORKER: UtteranceScorer | None = None
 
 
-def _init_worker(cfg: ScoreConfig) -> None:
+def _init_worker(cfg: MetricsConfig) -> None:
     import torch
 
     torch.set_num_threads(1)  # nj processes share the cores; more threads each only contend
@@ -340,7 +340,7 @@ def _init_worker(cfg: ScoreConfig) -> None:
 
 
 @contextlib.contextmanager
-def scoring_pool(cfg: ScoreConfig, nj: int):
+def scoring_pool(cfg: MetricsConfig, nj: int):
     """`nj` worker processes with the scorer's models loaded, for several `score_items` calls
     (None when nj <= 1: scoring runs in this process)."""
     if nj <= 1:
@@ -360,7 +360,7 @@ def _score_one(item: ScoreItem) -> tuple[str, dict | None, dict | None, str | No
         return item.utt, None, None, str(err)
 
 
-def score_items(items: list[ScoreItem], cfg: ScoreConfig, nj: int = 1, name: str = "scores",
+def score_items(items: list[ScoreItem], cfg: MetricsConfig, nj: int = 1, name: str = "scores",
                 pool: Any = None) -> ScoreReport:
     """Score every item in `nj` worker processes (in this process when nj == 1, which then sets
     torch to one thread, as each worker does); `pool`: workers of `scoring_pool(cfg, nj)` to reuse."""

@@ -29,17 +29,36 @@ from torch import nn
 
 
 @dataclass
-class EstimatorConfig:
-    kind: Literal["unet", "dit"] = "unet"  # Matcha/CosyVoice U-Net (the paper's code) or DiT
-    channels: list[int] = field(default_factory=lambda: [256, 256])  # unet: width per level; every level but the last halves time
-    n_blocks: int = 1  # unet: transformer blocks per level and per middle block; dit: number of blocks
-    n_mid_blocks: int = 2  # unet: middle blocks (ResNet + transformers) at the lowest frame rate
-    dim: int = 256  # dit: model width
+class UNetConfig:
+    """The Matcha/CosyVoice U-Net (the paper's code). `kind` may be left out: the U-Net is the default."""
+
+    kind: Literal["unet"] = "unet"
+    channels: list[int] = field(default_factory=lambda: [256, 256])  # width per level; every level but the last halves time
+    n_blocks: int = 1  # transformer blocks per level and per middle block
+    n_mid_blocks: int = 2  # middle blocks (ResNet + transformers) at the lowest frame rate
     n_heads: int = 4  # attention heads
     head_dim: int = 64  # width of one attention head (heads x head_dim need not equal the channels)
     dropout: float = 0.05  # dropout in attention and feed-forward
     activation: Literal["gelu", "silu"] = "gelu"  # feed-forward nonlinearity of the transformer blocks
-    groups: int = 8  # unet: GroupNorm groups of the ResNet blocks (must divide every width); dit: groups of the position conv
+    groups: int = 8  # GroupNorm groups of the ResNet blocks (must divide every width)
+
+
+@dataclass
+class DiTConfig:
+    """The DiT; `kind: dit` is required, so a config without it is the U-Net's."""
+
+    kind: Literal["dit"]
+    dim: int = 256  # model width
+    n_blocks: int = 1  # number of DiT blocks
+    n_heads: int = 4  # attention heads
+    head_dim: int = 64  # width of one attention head
+    dropout: float = 0.05  # dropout in attention and feed-forward
+    activation: Literal["gelu", "silu"] = "gelu"  # feed-forward nonlinearity
+    groups: int = 8  # groups of the convolutional position embedding (must divide `dim`)
+
+
+# The config key `estimator` is one of these, told apart by `kind`; a field of the other is an error.
+EstimatorConfig = UNetConfig | DiTConfig
 
 
 class SinusoidalTimeEmbedding(nn.Module):
@@ -143,7 +162,7 @@ class TransformerBlock(nn.Module):
 class UNetLevel(nn.Module):
     """One ResNet block followed by transformer blocks, all masked."""
 
-    def __init__(self, dim: int, dim_out: int, time_dim: int, cfg: EstimatorConfig):
+    def __init__(self, dim: int, dim_out: int, time_dim: int, cfg: UNetConfig):
         super().__init__()
         self.resnet = ResnetBlock1D(dim, dim_out, time_dim, cfg.groups)
         self.transformers = nn.ModuleList(
@@ -161,7 +180,7 @@ class UNetLevel(nn.Module):
 class UNet1DEstimator(nn.Module):
     """v(x_t, t, cond): x [B, out_channels, T], cond [B, cond_channels, T] -> velocity [B, out_channels, T]."""
 
-    def __init__(self, out_channels: int, cond_channels: int, cfg: EstimatorConfig):
+    def __init__(self, out_channels: int, cond_channels: int, cfg: UNetConfig):
         super().__init__()
         channels = list(cfg.channels)
         if any(c % cfg.groups for c in channels):
@@ -225,7 +244,7 @@ class DiTBlock(nn.Module):
     """Transformer block with adaLN-Zero time conditioning: the time embedding sets the shift and
     scale of both LayerNorms and the gates of both residual branches (gates start at zero)."""
 
-    def __init__(self, dim: int, time_dim: int, cfg: EstimatorConfig):
+    def __init__(self, dim: int, time_dim: int, cfg: DiTConfig):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
         self.attn = SelfAttention(dim, cfg.n_heads, cfg.head_dim, cfg.dropout)
@@ -244,7 +263,7 @@ class DiTBlock(nn.Module):
 class DiTEstimator(nn.Module):
     """v(x_t, t, cond) as a DiT: x [B, out_channels, T], cond [B, cond_channels, T] -> [B, out_channels, T]."""
 
-    def __init__(self, out_channels: int, cond_channels: int, cfg: EstimatorConfig):
+    def __init__(self, out_channels: int, cond_channels: int, cfg: DiTConfig):
         super().__init__()
         dim = cfg.dim
         if dim % cfg.groups:

@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 
 from svslm.flow.data import prompt_mel_from_wav
-from svslm.flow.model import FlowModel
-from svslm.flow.train import FlowTrainConfig
+from svslm.flow.model import FlowModel, FlowModelConfig
 from svslm.utils.config import load_config
 
 __all__ = ["load_flow", "prompt_mel_from_wav"]
@@ -28,8 +27,8 @@ def load_flow(exp_dir: str | Path, device: str = "cpu", weights: str = "best.pth
     for name in ("config.yaml", weights):
         if not (exp_dir / name).is_file():
             raise FileNotFoundError(f"{exp_dir / name} not found: is {exp_dir} a trained flow directory (stage 4)?")
-    cfg = load_config(exp_dir / "config.yaml", FlowTrainConfig)
+    cfg = load_config(exp_dir / "config.yaml", FlowModelConfig, section="model")  # stage 4's saved config
     state = torch.load(exp_dir / weights, map_location=device, weights_only=True)
-    model = FlowModel(cfg.model, codec_dim=state["codec_dim"])
+    model = FlowModel(cfg, codec_dim=state["codec_dim"])
     model.load_state_dict(state["model"])
     return model.to(device).eval()

@@ -23,7 +23,7 @@ from svslm.flow.encoder import (
     PitchEmbedding,
     PromptEncoder,
 )
-from svslm.flow.estimator import EstimatorConfig, build_estimator
+from svslm.flow.estimator import EstimatorConfig, UNetConfig, build_estimator
 from svslm.utils.mel import MelConfig
 
 
@@ -45,7 +45,7 @@ class FlowModelConfig:
     prompt_frames: int = 500  # prompt length in frames (tiled or cropped), as the LM's prompt
     mel: MelConfig = field(default_factory=MelConfig)  # THE mel definition (target and prompt)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+    estimator: EstimatorConfig = field(default_factory=UNetConfig)  # UNetConfig or DiTConfig, by `kind`
     cfm: CFMConfig = field(default_factory=CFMConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)  # defaults of `sample`
 

@@ -26,14 +26,16 @@ import torch
 from svslm.infer.conditions import Condition, get_condition
 from svslm.infer.config import ConditionConfig, InferConfig
 from svslm.tokenize.svs_lb import phones_to_frames, score_to_tokens
+from svslm.utils.audio import (
+    HOP_LENGTH,
+    SAMPLE_RATE,  # noqa: F401 - svslm.infer.run imports it from here
+)
 from svslm.utils.config import load_config
 from svslm.utils.device import resolve_device
 from svslm.utils.mel import MelConfig, check_same_mel, mel_spectrogram
 
 log = logging.getLogger(__name__)
 
-HOP = 320  # samples per codec/mel frame at 16 kHz
-SAMPLE_RATE = 16000
 N_STREAMS = 9  # codec_ssl: column 0 SSL, columns 1..8 codec
 
 
@@ -313,7 +315,7 @@ class Synthesizer:
         batch, _ = pad_stack([m.T.astype(np.float32) for m in mels], value=float(silence))  # [B, T, n_mels]
         wav = vocoder(torch.from_numpy(batch).transpose(1, 2).to(self.device))  # [B, n_mels, T] -> [B, T * 320]
         wav = wav.reshape(len(mels), -1).cpu().numpy()
-        return [wav[i, : n * HOP].astype(np.float32) for i, n in enumerate(lengths)]
+        return [wav[i, : n * HOP_LENGTH].astype(np.float32) for i, n in enumerate(lengths)]
 
     @staticmethod
     def _need(part: Any, what: str, cond: Condition | None) -> Any:

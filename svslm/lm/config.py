@@ -16,7 +16,7 @@ from svslm.lm.sequence import SequenceConfig
 
 
 @dataclass
-class TrainConfig:
+class LMTrainConfig:
     deepspeed_config: str = "../deepspeed/cpu.json"  # DeepSpeed JSON, relative to the YAML's directory
     lr: float | None = None  # peak learning rate; fills the JSON's optimizer lr ("auto"); an error if both set it differently
     max_epochs: int = 10  # epochs over the training split
@@ -43,4 +43,4 @@ class LMRecipeConfig:
     extend: ExtendConfig = field(default_factory=ExtendConfig)  # stage 2's vocabulary extension
     sequence: SequenceConfig = field(default_factory=SequenceConfig)  # ESPnet preprocessor settings
     loss: LossConfig = field(default_factory=LossConfig)  # ESPnet criterion settings
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: LMTrainConfig = field(default_factory=LMTrainConfig)

@@ -218,14 +218,6 @@ class Vocabulary:
             out[frames[:, 0] == 0, 0] = self.pad
         return out
 
-    def vocab_to_local_tables(self) -> torch.Tensor:
-        """int64 [nq, V]: local id of each vocabulary id per stream, -1 where it does not belong."""
-        table = torch.full((self.nq, len(self)), -1, dtype=torch.long)
-        for n in range(self.nq):
-            ids = torch.from_numpy(self.stream_ids(n))
-            table[n, ids] = torch.arange(len(ids))
-        return table
-
     def text_ids(self, tokens: list[str], where: str) -> np.ndarray:
         """Ids of a text-like modality's tokens (svs_lb); every unknown token is named."""
         unknown = sorted({t for t in tokens if t not in self.token2id})

@@ -40,7 +40,8 @@ from svslm.sing.score import (
     phone_problem,
     pitch_problem,
 )
-from svslm.tokenize.svs_lb import FRAME_RATE, seconds_to_frame
+from svslm.tokenize.svs_lb import seconds_to_frame
+from svslm.utils.audio import FRAME_RATE
 from svslm.utils.fileio import atomic_write_json
 
 REST_NOTE = "rest"

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from svslm.data.phonemes import REST
-from svslm.tokenize.svs_lb import FRAME_RATE, seconds_to_frame
+from svslm.tokenize.svs_lb import seconds_to_frame
+from svslm.utils.audio import FRAME_RATE, HOP_LENGTH
 
 log = logging.getLogger(__name__)
 
-HOP = 320  # samples per frame at 16 kHz
 
 
 @dataclass
@@ -88,16 +88,16 @@ def _phrase_phones(phones: list[dict], bounds: list[tuple[int, int]], start: int
 def join_phrases(phrases: list[Phrase], wavs: list[np.ndarray], overlap: int) -> np.ndarray:
     """The song's waveform [total frames * 320] from each phrase's [n_frames * 320] waveform."""
     total = phrases[-1].end
-    out = np.zeros(total * HOP, dtype=np.float32)
-    n_fade = overlap * HOP
+    out = np.zeros(total * HOP_LENGTH, dtype=np.float32)
+    n_fade = overlap * HOP_LENGTH
     ramp = np.sin(0.5 * np.pi * (np.arange(n_fade) + 0.5) / n_fade) ** 2 if n_fade else np.zeros(0)  # 0 -> 1
     for k, (phrase, wav) in enumerate(zip(phrases, wavs)):
-        if len(wav) != phrase.n_frames * HOP:
+        if len(wav) != phrase.n_frames * HOP_LENGTH:
             raise ValueError(f"phrase {k}: {len(wav)} samples synthesized for {phrase.n_frames} frames")
         wav = np.asarray(wav, dtype=np.float32).copy()
         if k > 0 and n_fade:
             wav[:n_fade] *= ramp
         if k < len(phrases) - 1 and n_fade:
             wav[-n_fade:] *= 1.0 - ramp
-        out[phrase.start * HOP : phrase.end * HOP] += wav
+        out[phrase.start * HOP_LENGTH : phrase.end * HOP_LENGTH] += wav
     return out

@@ -15,12 +15,11 @@ import kaldiio
 import numpy as np
 
 from svslm.tokenize.prompts import fit_length
-from svslm.utils.audio import load_wav
+from svslm.utils.audio import SAMPLE_RATE, load_wav
 from svslm.utils.fileio import read_kaldi_map
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 
 
 class UnknownSingerError(ValueError):

@@ -19,7 +19,7 @@ from svslm.data.utterance import AudioRef, Note, Phone, Utterance
 from svslm.data.validate import Tolerances, check_score, normalize_times
 from svslm.data.writer import score_entry
 from svslm.sing.lyrics import lyrics_to_phones
-from svslm.tokenize.svs_lb import FRAME_RATE
+from svslm.utils.audio import FRAME_RATE
 
 Problem = tuple[float, str]  # (seconds into the score, message with its place): reported in score order
 MELISMA = "-"  # a lyric that explicitly continues the previous syllable (Vocaloid and MIDI usage)

@@ -26,13 +26,11 @@ from svslm.sing.phrases import join_phrases, split_phrases
 from svslm.sing.prompt import prompt_length, recording_prompt, singer_prompt
 from svslm.sing.reader import read_score
 from svslm.sing.score import ScoreConfig
-from svslm.tokenize.svs_lb import FRAME_RATE
-from svslm.utils.audio import save_wav
+from svslm.utils.audio import FRAME_RATE, SAMPLE_RATE, save_wav
 from svslm.utils.config import load_config
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 SVSLM_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding conf/
 
 

@@ -22,14 +22,12 @@ import torch
 
 from svslm.tokenize.espnet_load import import_task, load_espnet_model
 from svslm.tokenize.kmeans import fit_kmeans, nearest, sample_frames
+from svslm.utils.audio import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE
 from svslm.utils.config import load_config, save_config
 from svslm.utils.device import resolve_device
 from svslm.utils.fileio import atomic_save_npy
 from svslm.utils.mel import MelConfig, griffin_lim, mel_spectrogram
 
-SAMPLE_RATE = 16000
-FRAME_RATE = 50
-HOP_LENGTH = SAMPLE_RATE // FRAME_RATE  # 320 samples per frame
 N_CODEBOOKS = 8
 
 

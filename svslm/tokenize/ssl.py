@@ -26,12 +26,11 @@ import torch
 
 from svslm.tokenize.espnet_load import import_task, load_espnet_model
 from svslm.tokenize.kmeans import fit_kmeans, nearest, sample_frames
+from svslm.utils.audio import HOP_LENGTH
 from svslm.utils.config import load_config, save_config
 from svslm.utils.device import resolve_device
 from svslm.utils.fileio import atomic_save_npy
 from svslm.utils.mel import MelConfig, mel_spectrogram
-
-HOP_LENGTH = 320  # 50 fps at 16 kHz
 
 
 @dataclass

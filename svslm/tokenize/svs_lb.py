@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-FRAME_RATE = 50  # frames per second: codec hop 320 at 16 kHz
+from svslm.utils.audio import FRAME_RATE  # frames per second: codec hop 320 at 16 kHz
 
 
 class AlignmentError(ValueError):

@@ -9,6 +9,12 @@ import soundfile as sf
 
 from svslm.utils.fileio import atomic_path
 
+# The one audio geometry of the recipe: the codec's (ESPnet-Codec, 16 kHz, 50 frames a second),
+# which the SSL tokens, the mel, the score's frames and the metrics all follow.
+SAMPLE_RATE = 16000  # Hz
+FRAME_RATE = 50  # frames per second
+HOP_LENGTH = SAMPLE_RATE // FRAME_RATE  # 320 samples per frame
+
 
 class AudioError(ValueError):
     """An audio file that cannot be used; the message names the file and the problem."""

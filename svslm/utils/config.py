@@ -43,7 +43,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, arg, where)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(f"{where}: {value!r} matches none of {[_type_name(a) for a in args]}")
+        # Each alternative's own complaint: for dataclasses told apart by `kind`, the one that names the bad key.
+        raise ConfigError(f"{where}: {value!r} matches none of {[_type_name(a) for a in args]}:\n  " + "\n  ".join(errors))
     if typing.get_origin(tp) is typing.Literal:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
@@ -113,8 +114,10 @@ def set_by_path(data: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def load_config(path: str | Path, cls: type[T], overrides: list[str] | None = None) -> T:
-    """Load YAML `path` into dataclass `cls`; `overrides` are `a.b=value` strings (YAML values)."""
+def load_config(path: str | Path, cls: type[T], overrides: list[str] | None = None, section: str | None = None) -> T:
+    """Load YAML `path` into dataclass `cls`; `overrides` are `a.b=value` strings (YAML values).
+    `section`: build `cls` from that top-level mapping only (a trained model's saved config holds
+    its training settings too, which loading the model for inference need not know)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -130,6 +133,10 @@ def load_config(path: str | Path, cls: type[T], overrides: list[str] | None = No
             raise ConfigError(f"override '{item}' must look like key.path=value")
         key, raw = item.split("=", 1)
         set_by_path(data, key, yaml.safe_load(raw))
+    if section is not None:
+        if not isinstance(data.get(section), dict):
+            raise ConfigError(f"{path}: no '{section}' mapping")
+        return _build(cls, data[section], f"{path}:{section}")
     return _build(cls, data, str(path))
 
 

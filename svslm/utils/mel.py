@@ -15,12 +15,14 @@ import librosa
 import numpy as np
 import torch
 
+from svslm.utils.audio import HOP_LENGTH, SAMPLE_RATE
+
 
 @dataclass
 class MelConfig:
-    sample_rate: int = 16000  # Hz; the codec's rate
+    sample_rate: int = SAMPLE_RATE  # Hz; the codec's rate
     n_fft: int = 1024  # FFT size
-    hop_length: int = 320  # samples per frame: 16000 / 320 = 50 frames per second
+    hop_length: int = HOP_LENGTH  # samples per frame: 16000 / 320 = 50 frames per second
     win_length: int = 1024  # Hann window length
     n_mels: int = 80  # mel bins
     fmin: float = 0.0  # lowest mel band edge, Hz

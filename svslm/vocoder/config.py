@@ -51,7 +51,7 @@ class LossConfig:
 
 
 @dataclass
-class TrainConfig:
+class VocoderTrainConfig:
     segment_frames: int = 26  # mel frames per training segment: 26 x 320 = 8320 samples, V1's 8192
     batch_size: int = 16  # segments per step, over all processes together (a multiple of their number)
     learning_rate: float = 2e-4  # AdamW, both generator and discriminators
@@ -88,7 +88,7 @@ class VocoderConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: VocoderTrainConfig = field(default_factory=VocoderTrainConfig)
 
     def __post_init__(self) -> None:
         g = self.generator

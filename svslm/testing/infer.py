@@ -14,14 +14,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from svslm.utils.audio import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE
 from svslm.utils.fileio import write_kaldi_map
 from svslm.utils.mel import MelConfig
 
-HOP = 320
-
 
 class FakeCodec:
-    sample_rate, frame_rate, n_codebooks = 16000, 50, 8
+    sample_rate, frame_rate, n_codebooks = SAMPLE_RATE, FRAME_RATE, 8
 
     def __init__(self, codebook_size: int = 16, embed_dim: int = 4):
         self.codebook_size, self.embed_dim = codebook_size, embed_dim
@@ -35,13 +34,13 @@ class FakeCodec:
         tokens = np.asarray(tokens)
         assert tokens.shape[1] == 8, tokens.shape
         self.calls.append(("decode", tokens.copy()))
-        return np.full(len(tokens) * HOP, 0.1, dtype=np.float32)
+        return np.full(len(tokens) * HOP_LENGTH, 0.1, dtype=np.float32)
 
     def decode_embedding(self, z) -> np.ndarray:  # [T, D] -> [T * 320]
         z = np.asarray(z)
         assert z.shape[1] == self.embed_dim, z.shape
         self.calls.append(("decode_embedding", z.shape))
-        return np.full(len(z) * HOP, 0.2, dtype=np.float32)
+        return np.full(len(z) * HOP_LENGTH, 0.2, dtype=np.float32)
 
 
 class FakeFlow:
@@ -69,7 +68,7 @@ class FakeVocoder:
     def __call__(self, mel: torch.Tensor) -> torch.Tensor:  # [B, n_mels, T] -> [B, T * 320]
         assert mel.shape[1] == self.mel_config.n_mels, mel.shape
         self.calls.append(mel.clone())
-        return torch.full((mel.shape[0], mel.shape[2] * HOP), 0.3)
+        return torch.full((mel.shape[0], mel.shape[2] * HOP_LENGTH), 0.3)
 
 
 def fake_parts() -> dict:
@@ -95,11 +94,11 @@ def make_recipe(root: Path, lm_utts=tuple(UTTS), flow_tags=("f1c", "f1m", "f2m")
     wavs, score = {}, {"version": 1, "utts": {}}
     for utt, n in UTTS.items():
         path = data / "wav" / f"{utt}.wav"
-        sf.write(path, np.zeros(n * 320, np.float32), 16000, subtype="PCM_16")
+        sf.write(path, np.zeros(n * HOP_LENGTH, np.float32), SAMPLE_RATE, subtype="PCM_16")
         wavs[utt] = str(path)
-        score["utts"][utt] = {"notes": [], "phones": [{"phn": "a", "start": 0.0, "end": n / 50, "midi": 60, "note": 0}]}
+        score["utts"][utt] = {"notes": [], "phones": [{"phn": "a", "start": 0.0, "end": n / FRAME_RATE, "midi": 60, "note": 0}]}
     write_kaldi_map(data / "wav.scp", wavs)
-    write_kaldi_map(data / "utt2dur", {u: str(n / 50) for u, n in UTTS.items()})
+    write_kaldi_map(data / "utt2dur", {u: str(n / FRAME_RATE) for u, n in UTTS.items()})
     (data / "score.json").write_text(json.dumps(score))
     for d, utts in ((dump / "test", UTTS), (lm / "decode/test", lm_utts)):
         d.mkdir(parents=True)

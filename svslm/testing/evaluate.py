@@ -13,10 +13,10 @@ import numpy as np
 import scipy.signal
 
 from svslm.data.phonemes import FINALS, INITIALS
-from svslm.utils.audio import save_wav
+from svslm.utils.audio import SAMPLE_RATE, save_wav
 from svslm.utils.fileio import write_kaldi_map
 
-SR = 16000
+SR = SAMPLE_RATE
 
 
 def sung_tone(seconds: float, f0_hz: float = 220.0, vibrato_semitones: float = 0.3, seed: int = 0) -> np.ndarray:
