@@ -30,12 +30,12 @@ import torch
 
 from svslm.lm.checkpoint import save_checkpoint
 from svslm.lm.config import LMRecipeConfig
-from svslm.lm.fixtures import make_tiny_dump, svs_lb_tokens, synth_utterance
 from svslm.lm.inference import DecodeConfig, decode
 from svslm.lm.model import LMConfig
 from svslm.lm.pretrained import make_pretrained
 from svslm.lm.sequence import SequenceConfig
 from svslm.lm.vocab import codec_ssl_tokens
+from svslm.testing.lm import make_tiny_dump, svs_lb_tokens, synth_utterance
 from svslm.utils.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -288,6 +288,7 @@ def data_parallel_config() -> FlowTrainConfig:
     return cfg
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_same_model_as_one_and_resume_on_one(recipe, tmp_path):
     # Steps 1-2 on 2 processes, then 3-4 on 1 (resumed), against 4 steps on 1 process.
     cfg = data_parallel_config()

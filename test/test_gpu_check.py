@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from svslm.flow.train import FlowTrainConfig
 from svslm.infer.config import InferConfig
 from svslm.lm.config import LMRecipeConfig
@@ -79,6 +81,7 @@ def test_the_dry_run_prints_every_step_and_runs_none(tmp_path):
     assert json.loads((tmp_path / "ds.json").read_text()) == paper
 
 
+@pytest.mark.slow
 def test_the_lm_probe_and_the_report_run_on_cpu(tmp_path):
     work = tmp_path / "work"
     (work / "logs").mkdir(parents=True)

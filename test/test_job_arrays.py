@@ -118,6 +118,7 @@ def same_dump(a: Path, b: Path) -> None:
                 (b / rel).read_bytes().replace(str(b).encode(), b"DUMP"), rel
 
 
+@pytest.mark.slow
 def test_stage2_as_two_jobs_writes_what_one_run_writes_and_a_killed_job_reruns_alone(tmp_path):
     from test_tokenize_pipeline import make_corpus, tiny_config
 
@@ -159,7 +160,7 @@ def test_stage2_as_two_jobs_writes_what_one_run_writes_and_a_killed_job_reruns_a
 
 def test_lm_decoding_as_two_jobs_equals_one_run(tmp_path):
     from svslm.bin import lm_decode
-    from svslm.lm.fixtures import make_init_checkpoint, make_tiny_dump, tiny_lm_config
+    from svslm.testing.lm import make_init_checkpoint, make_tiny_dump, tiny_lm_config
 
     paths = make_tiny_dump(tmp_path, n_train=1, n_dev=9, frames=(8, 12), prompt_len=6)
     make_init_checkpoint(tmp_path / "init", tiny_lm_config(), 16, 8, seed=3)
@@ -186,9 +187,9 @@ def test_lm_decoding_as_two_jobs_equals_one_run(tmp_path):
 def test_synthesis_as_two_jobs_equals_one_run_and_a_killed_job_reruns_alone(tmp_path, monkeypatch):
     from test_infer_run import CONFIG
 
-    from svslm.infer.fixtures import UTTS, fake_parts, make_recipe
     from svslm.infer.pipeline import Synthesizer
     from svslm.infer.run import run_inference
+    from svslm.testing.infer import UTTS, fake_parts, make_recipe
 
     synth = Synthesizer(**fake_parts(), config=CONFIG)
     rendered, real_render = [], synth.render

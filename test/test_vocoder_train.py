@@ -245,6 +245,7 @@ def assert_close_tensors(a: dict, b: dict, where: str, atol: float = 1e-6) -> No
         assert torch.allclose(value, b[name], rtol=1e-5, atol=atol), f"{where}.{name}"
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_same_vocoder_as_one_and_resume_on_one(data_dir, tmp_path):
     # Global batch 2: one segment per process, every loss a mean over equal shares. Steps 1-2 on
     # 2 processes (the GAN losses start at step 1), then 3-4 (a new epoch) resumed on 1 process,
@@ -271,6 +272,7 @@ def test_two_processes_train_the_same_vocoder_as_one_and_resume_on_one(data_dir,
     assert b["world_size"] == 1 and (tmp_path / "two" / "generator.pth").is_file()
 
 
+@pytest.mark.slow
 def test_a_harmonic_source_generator_trains_on_two_processes(data_dir, tmp_path):
     # The F0 predictor's loss goes through DDP with the generator's (GeneratorStep); the source's
     # noise is each process's own, so this is trained, not compared.
@@ -296,6 +298,7 @@ def test_mixed_precision_trains_the_vocoder(data_dir, tmp_path, precision):
     assert all(torch.isfinite(v).all() for v in state["generator"].values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["tiny.yaml", "paper.yaml"])
 def test_every_parameter_learns_in_its_update_as_ddp_requires(config):
     # DistributedDataParallel (find_unused_parameters off) fails at the second step of a
