@@ -33,6 +33,7 @@ decode_config=          # stage 3 decoding YAML
 lm_decode_sets="train dev test"   # splits the LM decodes (the flow trains on the LM's train decodes)
 flow_configs=           # stage 4 YAMLs, space separated; default: conf/flow/<tag>.yaml of each flow_tag the infer config's conditions use
 vocoder_config=         # stage 5 YAML
+pretrained_vocoder=     # stage 5: vocoder exp dir to fine-tune (train.init_from), e.g. local/mini_zoo/models/vocoder with conf/vocoder/tiny_finetune.yaml; empty = from scratch
 infer_config=           # stage 6 inference YAML (its conditions also choose stage 4's flows)
 conditions=             # stages 4 and 6: only these conditions (slugs such as lm_flow1_voc, space separated); default: all of infer_config
 score_config=           # stage 6 scoring YAML
@@ -237,6 +238,10 @@ fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "===== Stage 5: HiFi-GAN vocoder (${vocoder_config}) -> ${voc_exp}/ ====="
+    if [ -n "${pretrained_vocoder}" ]; then
+        pretrained_vocoder=$(conf_path "${pretrained_vocoder}")
+        vocoder_args="--override train.init_from=${pretrained_vocoder} ${vocoder_args}"
+    fi
     run_step stage5_vocoder "${train_launcher[@]}" -m svslm.bin.vocoder_train \
         --config "${vocoder_config}" --data_dir ${data} --exp_dir ${voc_exp} ${vocoder_args}
 fi

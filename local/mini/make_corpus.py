@@ -37,7 +37,6 @@ from svslm.utils.fileio import atomic_path, atomic_write_text
 from svslm.utils.logging import setup_logging
 
 log = logging.getLogger("svslm")
-FIRST_SONG = 2001  # Opencpop numbers its songs 2001..2100
 COMPLETE = "COMPLETE"
 FEATURES = {  # the hub's `datasets` features, stored in the parquet schema as the hub does
     "audio": {"_type": "Audio"}, "segment_id": {"dtype": "string", "_type": "Value"},
@@ -62,6 +61,9 @@ SCHEMA = pa.schema(
 @dataclass
 class MiniCorpusConfig:
     seed: int = 1234  # everything below is drawn from this seed
+    # Number of the first song (Opencpop numbers its songs 2001..2100); the zoo corpus
+    # (local/mini_zoo) numbers its own songs apart, so that the two share no song.
+    first_song: int = 2001
     sample_rate: int = 24000  # Hz of the generated audio; stage 1 resamples it to --fs
     train_songs: int = 6  # songs whose phrases go to train (and dev)
     test_songs: int = 2  # held-out songs whose phrases form the test split
@@ -118,7 +120,7 @@ def make_corpus(cfg: MiniCorpusConfig, out_dir: str | Path) -> dict[str, int]:
     songs = {}
     for k in range(cfg.train_songs + cfg.test_songs):
         n_phrases = cfg.phrases_per_train_song if k < cfg.train_songs else cfg.phrases_per_test_song
-        songs[FIRST_SONG + k] = make_song(rng, FIRST_SONG + k, n_phrases, cfg.min_phrase_seconds,
+        songs[cfg.first_song + k] = make_song(rng, cfg.first_song + k, n_phrases, cfg.min_phrase_seconds,
                                           cfg.max_phrase_seconds, cfg.slur_probability, cfg.breath_probability)
     test_songs = set(list(songs)[cfg.train_songs:])
     rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}

@@ -1,0 +1,58 @@
+"""Export a pretrained vocoder run into the mini model zoo: its newest weights, fp16, no optimiser.
+
+    python local/mini_zoo/export.py --vocoder_dir exp/mini_zoo/vocoder --out_dir local/mini_zoo/models/vocoder
+
+The result is a vocoder exp dir that `train.init_from` (svslm/vocoder/config.py) starts from:
+`checkpoints/checkpoint_<step>.pt` with the config, the step, and the generator's and
+discriminators' weights in half precision (loading copies them into the fp32 modules), plus
+`config.yaml`. fp16 halves the committed size; the fine-tuning that follows absorbs the rounding.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from svslm.utils.fileio import atomic_path
+from svslm.vocoder.train import latest_checkpoint
+
+
+def half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def export_vocoder(vocoder_dir: Path, out_dir: Path) -> Path:
+    path = latest_checkpoint(vocoder_dir / "checkpoints")
+    if path is None:
+        raise FileNotFoundError(f"{vocoder_dir}/checkpoints: no checkpoint_<step>.pt to export")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    slim = {"step": state["step"], "config": state["config"],
+            "generator": half(state["generator"]), "discriminators": half(state["discriminators"])}
+    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    for old in ckpt_dir.glob("checkpoint_*.pt"):  # one version in the zoo
+        old.unlink()
+    target = ckpt_dir / f"checkpoint_{state['step']}.pt"
+    with atomic_path(target) as tmp:
+        torch.save(slim, tmp)
+    shutil.copyfile(vocoder_dir / "config.yaml", out_dir / "config.yaml")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vocoder_dir", type=Path, required=True, help="vocoder exp dir (svslm.bin.vocoder_train)")
+    parser.add_argument("--out_dir", type=Path, required=True, help="zoo directory to write")
+    args = parser.parse_args(argv)
+    print(export_vocoder(args.vocoder_dir, args.out_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
