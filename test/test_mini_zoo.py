@@ -25,6 +25,7 @@ TOY_CORPUS = {
 }
 
 
+@pytest.mark.slow
 def test_zoo_script_runs_and_exports_a_vocoder_the_recipe_can_fine_tune(tmp_path):
     corpus = tmp_path / "toy_corpus.yaml"
     corpus.write_text(yaml.safe_dump(TOY_CORPUS))
