@@ -24,7 +24,7 @@ import yaml
 from svslm.lm.model import LossConfig, SpeechLM
 from svslm.lm.sequence import SequenceConfig
 from svslm.lm.vocab import Vocabulary, VocabularyError
-from svslm.utils.config import ConfigError, from_dict, set_by_path
+from svslm.utils.config import ConfigError, from_dict, read_yaml_mapping, set_by_path
 from svslm.utils.fileio import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,7 @@ def find_files(path: str | Path, config: str | Path | None = None) -> tuple[Path
 
 
 def read_config(config_path: Path) -> dict:
-    with open(config_path, encoding="utf-8") as f:
-        try:
-            config = yaml.safe_load(f) or {}
-        except yaml.YAMLError as err:
-            raise CheckpointError(f"{config_path}: not valid YAML: {err}") from err
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{config_path}: top level must be a mapping")
+    config = read_yaml_mapping(config_path, CheckpointError)
     for key in ("token_list", "token_bias"):
         if key not in config:
             raise CheckpointError(f"{config_path}: missing '{key}'")

@@ -114,6 +114,19 @@ def set_by_path(data: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+def read_yaml_mapping(path: str | Path, error: type[Exception] = ConfigError) -> dict:
+    """The top-level mapping of YAML file `path`; bad YAML or another top level raises `error`
+    naming the file."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as err:
+            raise error(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise error(f"{path}: top level must be a mapping")
+    return data
+
+
 def load_config(path: str | Path, cls: type[T], overrides: list[str] | None = None, section: str | None = None) -> T:
     """Load YAML `path` into dataclass `cls`; `overrides` are `a.b=value` strings (YAML values).
     `section`: build `cls` from that top-level mapping only (a trained model's saved config holds
@@ -121,13 +134,7 @@ def load_config(path: str | Path, cls: type[T], overrides: list[str] | None = No
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = yaml.safe_load(f) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
+    data = read_yaml_mapping(path)
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key.path=value")
