@@ -26,10 +26,7 @@ import torch
 from svslm.infer.conditions import Condition, get_condition
 from svslm.infer.config import ConditionConfig, InferConfig
 from svslm.tokenize.svs_lb import phones_to_frames, score_to_tokens
-from svslm.utils.audio import (
-    HOP_LENGTH,
-    SAMPLE_RATE,  # noqa: F401 - svslm.infer.run imports it from here
-)
+from svslm.utils.audio import HOP_LENGTH
 from svslm.utils.config import load_config
 from svslm.utils.device import resolve_device
 from svslm.utils.mel import MelConfig, check_same_mel, mel_spectrogram

@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from svslm.infer.conditions import REFERENCE_SLUG, Condition, get_condition
 from svslm.infer.config import ConditionConfig, InferConfig
-from svslm.infer.pipeline import SAMPLE_RATE, RecipePaths, Synthesizer
+from svslm.infer.pipeline import RecipePaths, Synthesizer
 from svslm.tokenize.svs_lb import phones_to_frames
-from svslm.utils.audio import load_wav, save_wav
+from svslm.utils.audio import SAMPLE_RATE, load_wav, save_wav
 from svslm.utils.config import to_dict
 from svslm.utils.fileio import atomic_path, atomic_write_json, read_kaldi_map
 from svslm.utils.jobs import JobSlice

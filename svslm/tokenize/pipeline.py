@@ -46,7 +46,7 @@ from svslm.tokenize.codec import (
 from svslm.tokenize.prompts import choose_prompts, fit_length
 from svslm.tokenize.ssl import FEATURES, SSLConfig, SSLTokenizer, load_ssl_tokenizer
 from svslm.tokenize.svs_lb import build_token_list, score_to_tokens
-from svslm.utils.audio import load_wav
+from svslm.utils.audio import SAMPLE_RATE, load_wav
 from svslm.utils.config import save_config, to_dict
 from svslm.utils.fileio import (
     atomic_dir,
@@ -61,7 +61,6 @@ from svslm.utils.mel import MelConfig
 
 log = logging.getLogger("svslm")
 
-SAMPLE_RATE = 16000
 TASK = "svs"
 
 
