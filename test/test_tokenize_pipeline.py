@@ -8,6 +8,7 @@ import kaldiio
 import numpy as np
 import pytest
 
+from svslm.data.phonemes import PHONEMES
 from svslm.bin.tokenize import main as tokenize_main
 from svslm.tokenize.codec import CodecConfig, load_codec
 from svslm.tokenize.pipeline import (
@@ -17,7 +18,8 @@ from svslm.tokenize.pipeline import (
     run_tokenize,
 )
 from svslm.tokenize.ssl import SSLConfig, load_ssl_tokenizer
-from svslm.utils.audio import save_wav
+from svslm.utils.audio import load_wav, save_wav
+from svslm.utils.config import load_config
 from svslm.utils.fileio import read_kaldi_map
 
 SR = 16000
@@ -121,7 +123,9 @@ def test_prompts_are_tiled_codec_ssl_of_the_same_singer(stage):
 def test_token_lists_and_data_json(stage):
     dump = stage / "dump"
     svs = (dump / "token_list/svs_lb.txt").read_text().split("\n")[:-1]
-    assert svs[:6] == ["svs_AP", "svs_SP", "svs_a", "svs_e", "svs_i", "svs_u"] and svs[-1] == "svs_127"
+    # Every Opencpop phone has a token, also those this toy corpus never sings (`iang`), so any lyric tokenizes.
+    assert svs == [f"svs_{p}" for p in sorted(PHONEMES)] + [f"svs_{m}" for m in range(128)]
+    assert "svs_iang" in svs and "svs_iang" not in (dump / "train/svs_lb").read_text()
     codec_ssl = (dump / "token_list/codec_ssl.txt").read_text().split("\n")[:-1]
     assert len(codec_ssl) == 8 + 8 * 16
     assert codec_ssl[0] == "<ssl_code1>" and codec_ssl[8] == "<codec_layer0_code0>" and codec_ssl[-1] == "<codec_layer7_code15>"
@@ -178,3 +182,30 @@ def test_bad_utterances_are_all_reported_and_good_ones_kept(tmp_path):
     assert set(read_kaldi_map(tmp_path / "dump/train/bad_utts")) == {"alto#train01"}
     meta = json.loads((tmp_path / "dump/dev/data.json").read_text())
     assert meta["examples"] == ["alto#dev00"]
+
+
+def test_pretrained_tokenizers_are_used_instead_of_fitting(stage, tmp_path):
+    """--pretrained_tokenizers (the mini zoo's): another corpus is tokenized with those codebooks,
+    also over a dump that fitted its own with the same settings; other settings are an error."""
+    pretrained = stage / "dump/tokenizers"
+    make_corpus(tmp_path / "data", {"train": 3, "dev": 1, "test": 1}, singers=("tenor",), seed=7)
+    cfg_path = stage / "tiny.yaml"
+    base = ["--config", str(cfg_path), "--data_dir", str(tmp_path / "data"), "--dump_dir", str(tmp_path / "dump")]
+    assert tokenize_main(base) == 0  # fits its own first: other audio, other codebooks
+    own = np.load(tmp_path / "dump/tokenizers/codec/codebooks.npy")
+    zoo = np.load(pretrained / "codec/codebooks.npy")
+    assert own.shape == zoo.shape and not np.array_equal(own, zoo)
+    assert tokenize_main(base + ["--pretrained_tokenizers", str(pretrained)]) == 0
+    for name in ("codec", "ssl"):
+        for f in (pretrained / name).iterdir():
+            assert (tmp_path / "dump/tokenizers" / name / f.name).read_bytes() == f.read_bytes()
+    codec = load_codec(pretrained / "codec")
+    wavs = read_kaldi_map(tmp_path / "data/train/wav.scp")
+    codes = kaldiio.load_scp(str(tmp_path / "dump/train/codec_ssl.scp"))
+    utt = sorted(wavs)[0]
+    np.testing.assert_array_equal(codes[utt][:, 1:], codec.encode(load_wav(wavs[utt], SR))[: len(codes[utt])])
+
+    other = tmp_path / "other.yaml"
+    other.write_text(cfg_path.read_text().replace("codebook_size: 16", "codebook_size: 32"))
+    with pytest.raises(ValueError, match=r"codec settings.*codebook_size: 16 there, 32 here"):
+        run_tokenize(load_config(other, TokenizeConfig), tmp_path / "data", tmp_path / "dump2", pretrained_dir=pretrained)

@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="override the config's skip_bad: continue without bad utterances")
     parser.add_argument("--part", choices=["all", "prepare"], default="all",
                         help="prepare: only fit/configure the tokenizers and write the token lists")
+    parser.add_argument("--pretrained_tokenizers", default=None,
+                        help="directory with codec/ and ssl/ fitted elsewhere (e.g. local/mini_zoo/models/tokenizers): "
+                             "used instead of fitting them on the config's fit_split")
     add_job_args(parser)
     add_override(parser)
     parser.add_argument("--verbose", action="store_true")
@@ -36,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, TokenizeConfig, overrides)
         job = job_from_args(args)
-        counts = run_tokenize(cfg, args.data_dir, args.dump_dir, nj=args.nj, part=args.part, job=job)
+        counts = run_tokenize(cfg, args.data_dir, args.dump_dir, nj=args.nj, part=args.part, job=job,
+                              pretrained_dir=args.pretrained_tokenizers)
     except (ConfigError, BadUtterancesError, FileNotFoundError, ImportError, ValueError) as err:
         log.error("%s", err)
         return 1

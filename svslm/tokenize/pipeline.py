@@ -18,6 +18,7 @@ step 3 for its shards (svslm.utils.jobs); a last run without `job` finds them do
 """
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import json
 import logging
@@ -34,6 +35,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from svslm.data.phonemes import PHONEMES
 from svslm.lm.vocab import codec_ssl_tokens
 from svslm.tokenize.codec import (
     CodecConfig,
@@ -149,6 +151,34 @@ def _same_config(directory: Path, config) -> bool:
         return False
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f) == to_dict(config)
+
+
+def install_pretrained_tokenizers(cfg: TokenizeConfig, pretrained_dir: Path, tokenizer_dir: Path) -> None:
+    """Copy tokenizers fitted elsewhere (codec/ and ssl/ as stage 2 writes them, e.g. the mini
+    zoo's) into `tokenizer_dir`, so that stage 2 uses them instead of fitting its own: the token
+    ids must be those the pretrained LM was trained on. Their configs must be `cfg`'s."""
+    for name, section in (("codec", cfg.codec), ("ssl", cfg.ssl)):
+        source = pretrained_dir / name
+        if not (source / "config.yaml").is_file():
+            raise FileNotFoundError(f"{source}/config.yaml: not a tokenizer directory (pretrained tokenizers "
+                                    f"need codec/ and ssl/ as stage 2 writes them under dump/tokenizers/)")
+        with open(source / "config.yaml", encoding="utf-8") as f:
+            theirs = yaml.safe_load(f) or {}
+        ours = to_dict(section)
+        differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        if differ:
+            raise ValueError(f"{source}: made with other {name} settings than the tokenize config: "
+                             + ", ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differ))
+        target = tokenizer_dir / name
+        files = sorted(p.name for p in source.iterdir() if p.is_file())
+        if target.is_dir():
+            match, mismatch, errors = filecmp.cmpfiles(source, target, files, shallow=False)
+            if not mismatch and not errors and sorted(p.name for p in target.iterdir()) == files:
+                continue
+        with atomic_dir(target) as tmp:
+            for file in files:
+                shutil.copy2(source / file, tmp / file)
+        log.info("%s tokenizer: %s (pretrained)", name, source)
 
 
 def prepare_tokenizers(cfg: TokenizeConfig, fit_data: SplitData, tokenizer_dir: Path, nj: int) -> None:
@@ -417,7 +447,9 @@ def _fingerprint(cfg: TokenizeConfig, tokenizer_dir: Path) -> str:
 
 def write_token_lists(token_list_dir: Path, splits: list[SplitData], cfg: TokenizeConfig, ssl_vocab: int,
                       codebook_size: int) -> None:
-    inventory = {p["phn"] for s in splits for phones in s.phones.values() for p in phones}
+    # The whole Opencpop inventory, not only the phones this corpus sings, so that a score with any
+    # lyric has tokens (a small corpus may never sing `iang`), plus any other phone the corpus uses.
+    inventory = set(PHONEMES) | {p["phn"] for s in splits for phones in s.phones.values() for p in phones}
     svs = build_token_list(inventory, cfg.svs_lb.layout)
     atomic_write_text(token_list_dir / "svs_lb.txt", "".join(t + "\n" for t in svs))
     codec_ssl = codec_ssl_tokens(ssl_vocab, 8, codebook_size)  # ESPnet's names: <ssl_code1>.. (1-based)
@@ -425,11 +457,13 @@ def write_token_lists(token_list_dir: Path, splits: list[SplitData], cfg: Tokeni
 
 
 def run_tokenize(cfg: TokenizeConfig, data_dir: str | Path, dump_dir: str | Path, nj: int = 1,
-                 part: Literal["all", "prepare"] = "all", job: JobSlice | None = None) -> dict[str, int]:
+                 part: Literal["all", "prepare"] = "all", job: JobSlice | None = None,
+                 pretrained_dir: str | Path | None = None) -> dict[str, int]:
     """Run stage 2; returns the number of good utterances per split. Raises BadUtterancesError
     (after writing everything the good utterances allow) when some are bad and not `skip_bad`.
     `part="prepare"`: only the tokenizers and token lists. `job`: only that job's shards, with
-    the tokenizers already prepared (returns {})."""
+    the tokenizers already prepared (returns {}). `pretrained_dir`: tokenizers fitted elsewhere
+    (install_pretrained_tokenizers), used instead of fitting on `fit_split`."""
     data_dir, dump_dir = Path(data_dir), Path(dump_dir)
     if cfg.fit_split not in cfg.splits:
         raise ValueError(f"fit_split '{cfg.fit_split}' is not one of splits {cfg.splits}")
@@ -440,6 +474,8 @@ def run_tokenize(cfg: TokenizeConfig, data_dir: str | Path, dump_dir: str | Path
             raise ValueError(f"{tokenizer_dir}: tokenizers missing or made with other settings; run stage 2 "
                              "with --part prepare before its jobs (run.sh does)")
     else:
+        if pretrained_dir is not None:
+            install_pretrained_tokenizers(cfg, Path(pretrained_dir), tokenizer_dir)
         prepare_tokenizers(cfg, splits[cfg.splits.index(cfg.fit_split)], tokenizer_dir, nj)
         write_token_lists(dump_dir / "token_list", splits, cfg, cfg.ssl.n_clusters, cfg.codec.codebook_size)
 
