@@ -8,8 +8,8 @@ import kaldiio
 import numpy as np
 import pytest
 
-from svslm.data.phonemes import PHONEMES
 from svslm.bin.tokenize import main as tokenize_main
+from svslm.data.phonemes import PHONEMES
 from svslm.tokenize.codec import CodecConfig, load_codec
 from svslm.tokenize.pipeline import (
     BadUtterancesError,
@@ -202,7 +202,7 @@ def test_pretrained_tokenizers_are_used_instead_of_fitting(stage, tmp_path):
     codec = load_codec(pretrained / "codec")
     wavs = read_kaldi_map(tmp_path / "data/train/wav.scp")
     codes = kaldiio.load_scp(str(tmp_path / "dump/train/codec_ssl.scp"))
-    utt = sorted(wavs)[0]
+    utt = min(wavs)
     np.testing.assert_array_equal(codes[utt][:, 1:], codec.encode(load_wav(wavs[utt], SR))[: len(codes[utt])])
 
     other = tmp_path / "other.yaml"

@@ -172,7 +172,7 @@ def install_pretrained_tokenizers(cfg: TokenizeConfig, pretrained_dir: Path, tok
         target = tokenizer_dir / name
         files = sorted(p.name for p in source.iterdir() if p.is_file())
         if target.is_dir():
-            match, mismatch, errors = filecmp.cmpfiles(source, target, files, shallow=False)
+            _, mismatch, errors = filecmp.cmpfiles(source, target, files, shallow=False)
             if not mismatch and not errors and sorted(p.name for p in target.iterdir()) == files:
                 continue
         with atomic_dir(target) as tmp:
