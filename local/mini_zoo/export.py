@@ -1,11 +1,16 @@
-"""Export a pretrained vocoder run into the mini model zoo: its newest weights, fp16, no optimiser.
+"""Export the zoo's pretraining runs into the mini model zoo (local/mini_zoo/models/).
 
-    python local/mini_zoo/export.py --vocoder_dir exp/mini_zoo/vocoder --out_dir local/mini_zoo/models/vocoder
+    python local/mini_zoo/export.py --tokenizer_dir exp/mini_zoo/singing/dump/tokenizers \
+        --slm_dir exp/mini_zoo/slm/best --vocoder_dir exp/mini_zoo/vocoder --out_dir local/mini_zoo/models
 
-The result is a vocoder exp dir that `train.init_from` (svslm/vocoder/config.py) starts from:
-`checkpoints/checkpoint_<step>.pt` with the config, the step, and the generator's and
-discriminators' weights in half precision (loading copies them into the fp32 modules), plus
-`config.yaml`. fp16 halves the committed size; the fine-tuning that follows absorbs the rounding.
+Each part is optional; what is given is written under out_dir:
+- `tokenizers/{codec,ssl}/`: stage 2's fitted tokenizers as they are (run.sh --pretrained_tokenizers);
+- `slm/`: the pretrained LM's ESPnet-SpeechLM checkpoint (config.yaml, hf_config/, model.pth) with
+  its weights in fp16 (run.sh --pretrained_lm; loading copies them into the fp32 model);
+- `vocoder/`: a vocoder exp dir that `train.init_from` (svslm/vocoder/config.py) starts from:
+  `checkpoints/checkpoint_<step>.pt` with the config, the step, and the generator's and
+  discriminators' weights in fp16, plus `config.yaml`.
+fp16 halves the committed size; the fine-tuning that follows absorbs the rounding.
 """
 from __future__ import annotations
 
@@ -19,12 +24,34 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from svslm.utils.fileio import atomic_path
+from svslm.lm.checkpoint import HF_CONFIG_DIR, find_files
+from svslm.utils.fileio import atomic_dir, atomic_path
 from svslm.vocoder.train import latest_checkpoint
 
 
 def half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def export_tokenizers(tokenizer_dir: Path, out_dir: Path) -> Path:
+    for name in ("codec", "ssl"):
+        if not (tokenizer_dir / name / "config.yaml").is_file():
+            raise FileNotFoundError(f"{tokenizer_dir / name}: no fitted tokenizer (config.yaml) to export")
+    with atomic_dir(out_dir) as tmp:
+        for name in ("codec", "ssl"):
+            shutil.copytree(tokenizer_dir / name, tmp / name)
+    return out_dir
+
+
+def export_slm(slm_dir: Path, out_dir: Path) -> Path:
+    """An ESPnet-SpeechLM checkpoint dir (lm_train's best/) -> the same with fp16 weights."""
+    weights, config, _ = find_files(slm_dir)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    with atomic_dir(out_dir) as tmp:
+        torch.save(half(state), tmp / "model.pth")
+        shutil.copyfile(config, tmp / "config.yaml")
+        shutil.copytree(slm_dir / HF_CONFIG_DIR, tmp / HF_CONFIG_DIR)
+    return out_dir
 
 
 def export_vocoder(vocoder_dir: Path, out_dir: Path) -> Path:
@@ -47,10 +74,17 @@ def export_vocoder(vocoder_dir: Path, out_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vocoder_dir", type=Path, required=True, help="vocoder exp dir (svslm.bin.vocoder_train)")
-    parser.add_argument("--out_dir", type=Path, required=True, help="zoo directory to write")
+    parser.add_argument("--tokenizer_dir", type=Path, help="stage 2's dump/tokenizers (codec/, ssl/)")
+    parser.add_argument("--slm_dir", type=Path, help="pretrained LM checkpoint dir (svslm.bin.lm_train's best/)")
+    parser.add_argument("--vocoder_dir", type=Path, help="vocoder exp dir (svslm.bin.vocoder_train)")
+    parser.add_argument("--out_dir", type=Path, required=True, help="zoo models directory to write into")
     args = parser.parse_args(argv)
-    print(export_vocoder(args.vocoder_dir, args.out_dir))
+    if args.tokenizer_dir:
+        print(export_tokenizers(args.tokenizer_dir, args.out_dir / "tokenizers"))
+    if args.slm_dir:
+        print(export_slm(args.slm_dir, args.out_dir / "slm"))
+    if args.vocoder_dir:
+        print(export_vocoder(args.vocoder_dir, args.out_dir / "vocoder"))
     return 0
 
 

@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # Reproduce the mini model zoo (local/mini_zoo/models/): the pretrained parts that the paper's recipe
-# downloads, made small, pretrained on a synthetic corpus that shares no song and no singer with the
-# mini corpus (conf/zoo_corpus.yaml). `./run.sh` on mini then fine-tunes them.
+# downloads (ESPnet-Codec, XEUS k-means, OpusLM, a HiFi-GAN, a recogniser), made small and pretrained
+# on synthetic corpora that share no song, text or voice with the mini corpus. `./run.sh` on mini
+# then tokenizes with them and fine-tunes them, as the paper does with the real ones.
 #
 #   local/mini_zoo/run.sh                          # everything, into local/mini_zoo/models/
-#   local/mini_zoo/run.sh --voc_steps 20 --work_dir /tmp/z --models_dir /tmp/z/models   # a smoke run
+#   local/mini_zoo/run.sh --stage 3 --stop_stage 3 # one stage (each one resumes where it stopped)
+#   test/test_mini_zoo.py runs it on toy corpora for a few steps (CI never re-runs the pretraining).
 #
-# Stages: 1 zoo corpus + data preparation; 2 vocoder pretraining over the zoo's 16 voices;
-# 3 export (generator + discriminators in fp16) into models_dir. Logs: <work_dir>/logs/.
+# Stages:
+#   1 corpora: zoo singing (conf/zoo_corpus.yaml, 16 voices) and zoo speech (conf/zoo_speech.yaml,
+#     spoken-style pitch, 24 voices), each prepared like ACE-Opencpop (svslm.bin.prepare_data)
+#   2 tokenizers: the mini codec and SSL k-means fitted on the zoo singing audio; the speech corpus
+#     tokenized with them (svs_lb, codec_ssl, prompts)
+#   3 SLM pretraining on the speech corpus: a random LM in ESPnet-SpeechLM format (svs_lb added by
+#     the vocabulary extension), trained on speech with the svs template (conf/slm.yaml)
+#   4 vocoder pretraining over the zoo singing voices (conf/vocoder.yaml)
+#   5 export into models_dir: tokenizers/, slm/ (fp16), vocoder/ (fp16)
+# Logs: <work_dir>/logs/.
 set -euo pipefail
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[0]##*/}:${BASH_LINENO[0]}) $*" >&2; }
 
@@ -16,14 +26,18 @@ root="$(cd "${zoo}/../.." && pwd)"
 . "${root}/path.sh"
 
 stage=1                                        # first stage to run
-stop_stage=3                                   # last stage to run
-work_dir=exp/mini_zoo                          # corpus, data and training runs
+stop_stage=5                                   # last stage to run
+work_dir=exp/mini_zoo                          # corpora, data, dumps and training runs
 models_dir="${zoo}/models"                     # where the exported zoo goes (committed)
-corpus_config="${zoo}/conf/zoo_corpus.yaml"    # the zoo corpus: seed, songs, 16 voices
-vocoder_config="${zoo}/conf/vocoder.yaml"     # conf/vocoder/tiny.yaml's geometry, 700 steps
+corpus_config="${zoo}/conf/zoo_corpus.yaml"    # the zoo singing corpus: seed, songs, 16 voices
+speech_config="${zoo}/conf/zoo_speech.yaml"    # the zoo speech corpus: spoken pitch, 24 voices
+tokenize_config="${root}/conf/tokenize/tiny.yaml"  # the mini recipe's: its codec/ssl sections must match the zoo's
+slm_config="${zoo}/conf/slm.yaml"              # the mini SLM's geometry and pretraining
+vocoder_config="${zoo}/conf/vocoder.yaml"      # conf/vocoder/tiny.yaml's geometry
 voc_steps=                                     # vocoder pretraining steps; empty = the config's
-nj=2                                           # processes for corpus preparation
-corpus_overrides=                              # e.g. "train_songs=1" for a smoke run
+nj=2                                           # processes for corpus preparation and tokenization
+corpus_overrides=                              # e.g. "train_songs=1" for a smoke run (both corpora)
+slm_args=                                      # extra arguments of svslm.bin.lm_train, e.g. "--override train.max_epochs=1"
 vocoder_args=                                  # extra arguments of svslm.bin.vocoder_train, e.g. "--override train.batch_size=2"
 
 . "${root}/utils/parse_options.sh"
@@ -32,28 +46,54 @@ mkdir -p "${work_dir}/logs"
 run_step() {
     local name=$1; shift
     log "  $* > ${work_dir}/logs/${name}.log"
-    "$@" > "${work_dir}/logs/${name}.log" 2>&1 || { tail -n 30 "${work_dir}/logs/${name}.log" >&2; exit 1; }
+    "$@" > "${work_dir}/logs/${name}.log" 2>&1 || {
+        tail -c 100000 "${work_dir}/logs/${name}.log" | tr '\r' '\n' | grep -v '%|' | tail -n 30 >&2; exit 1; }
 }
+singing=${work_dir}/singing; speech=${work_dir}/speech
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
-    log "===== Stage 1: zoo corpus -> ${work_dir}/corpus, ${work_dir}/data ====="
-    run_step stage1_corpus python "${root}/local/mini/make_corpus.py" --config "${corpus_config}" \
-        --out_dir "${work_dir}/corpus" ${corpus_overrides:+--override ${corpus_overrides}}
-    run_step stage1_prepare python -m svslm.bin.prepare_data --format ace_opencpop \
-        --db_root "${work_dir}/corpus" --data_dir "${work_dir}/data" --fs 16000 --nj ${nj} \
-        --skip_bad false --config "${root}/conf/data/prepare.yaml"
+    for corpus in singing speech; do
+        config=${corpus_config}; [ ${corpus} = speech ] && config=${speech_config}
+        log "===== Stage 1: zoo ${corpus} corpus (${config}) -> ${work_dir}/${corpus}/{corpus,data} ====="
+        run_step stage1_${corpus}_corpus python "${root}/local/mini/make_corpus.py" --config "${config}" \
+            --out_dir "${work_dir}/${corpus}/corpus" ${corpus_overrides:+--override ${corpus_overrides}}
+        run_step stage1_${corpus}_prepare python -m svslm.bin.prepare_data --format ace_opencpop \
+            --db_root "${work_dir}/${corpus}/corpus" --data_dir "${work_dir}/${corpus}/data" --fs 16000 --nj ${nj} \
+            --skip_bad false --config "${root}/conf/data/prepare.yaml"
+    done
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
-    log "===== Stage 2: vocoder pretraining (${voc_steps:-config} steps) -> ${work_dir}/vocoder ====="
-    run_step stage2_vocoder python -m svslm.bin.vocoder_train --config "${vocoder_config}" \
-        --data_dir "${work_dir}/data" --exp_dir "${work_dir}/vocoder" \
-        ${voc_steps:+--override train.max_steps=${voc_steps}} ${vocoder_args}
+    log "===== Stage 2: codec + SSL k-means fitted on the zoo singing audio; speech tokenized with them ====="
+    run_step stage2_fit_tokenizers python -m svslm.bin.tokenize --config "${tokenize_config}" \
+        --data_dir ${singing}/data --dump_dir ${singing}/dump --nj ${nj} --part prepare
+    run_step stage2_tokenize_speech python -m svslm.bin.tokenize --config "${tokenize_config}" \
+        --data_dir ${speech}/data --dump_dir ${speech}/dump --nj ${nj} --pretrained_tokenizers ${singing}/dump/tokenizers
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
-    log "===== Stage 3: export -> ${models_dir} ====="
-    run_step stage3_export python "${zoo}/export.py" --vocoder_dir "${work_dir}/vocoder" \
-        --out_dir "${models_dir}/vocoder"
+    log "===== Stage 3: SLM pretraining on speech (${slm_config}) -> ${work_dir}/slm ====="
+    run_step stage3_random_init python -m svslm.bin.lm_make_pretrained --config "${slm_config}" \
+        --token_list ${speech}/dump/token_list/codec_ssl.txt --out_dir ${work_dir}/slm_random
+    run_step stage3_extend_vocab python -m svslm.bin.extend_vocab --config "${slm_config}" \
+        --pretrained_dir ${work_dir}/slm_random --token_list ${speech}/dump/token_list/svs_lb.txt \
+        --out_dir ${work_dir}/slm_init
+    run_step stage3_slm_train torchrun --standalone --nproc_per_node 1 --module svslm.bin.lm_train \
+        --config "${slm_config}" --init_dir ${work_dir}/slm_init \
+        --train_json ${speech}/dump/train/data.json --valid_json ${speech}/dump/dev/data.json \
+        --exp_dir ${work_dir}/slm ${slm_args}
+fi
+
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+    log "===== Stage 4: vocoder pretraining (${voc_steps:-config} steps) -> ${work_dir}/vocoder ====="
+    run_step stage4_vocoder python -m svslm.bin.vocoder_train --config "${vocoder_config}" \
+        --data_dir ${singing}/data --exp_dir "${work_dir}/vocoder" \
+        ${voc_steps:+--override train.max_steps=${voc_steps}} ${vocoder_args}
+fi
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+    log "===== Stage 5: export -> ${models_dir} ====="
+    run_step stage5_export python "${zoo}/export.py" --tokenizer_dir ${singing}/dump/tokenizers \
+        --slm_dir ${work_dir}/slm/best --vocoder_dir "${work_dir}/vocoder" --out_dir "${models_dir}"
 fi
 log "zoo written to ${models_dir}"
