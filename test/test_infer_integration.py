@@ -17,7 +17,8 @@ from svslm.infer.pipeline import RecipePaths, Synthesizer
 from svslm.infer.run import run_inference
 from svslm.testing.infer import UTTS, make_recipe
 from svslm.testing.lm import make_init_checkpoint, tiny_lm_config
-from svslm.tokenize.codec import CodecConfig, MiniCodec
+from svslm.tokenize.codec import MiniCodec
+from svslm.tokenize.config import CodecConfig
 from svslm.utils.config import load_config
 from svslm.utils.mel import MelConfig
 from svslm.vocoder.config import VocoderConfig

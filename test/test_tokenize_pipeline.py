@@ -9,13 +9,9 @@ import numpy as np
 import pytest
 
 from svslm.bin.tokenize import main as tokenize_main
-from svslm.tokenize.codec import CodecConfig, load_codec
-from svslm.tokenize.pipeline import (
-    BadUtterancesError,
-    SvsLbConfig,
-    TokenizeConfig,
-    run_tokenize,
-)
+from svslm.tokenize.codec import load_codec
+from svslm.tokenize.config import CodecConfig, SvsLbConfig, TokenizeConfig
+from svslm.tokenize.pipeline import BadUtterancesError, run_tokenize
 from svslm.tokenize.ssl import SSLConfig, load_ssl_tokenizer
 from svslm.utils.audio import save_wav
 from svslm.utils.fileio import read_kaldi_map
