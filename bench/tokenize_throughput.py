@@ -13,6 +13,7 @@ loses from what the phase reconstruction loses.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from datetime import UTC, datetime
@@ -169,8 +170,8 @@ def main() -> int:
     lines = [
         "# Stage 2 tokenization benchmark",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {multiprocessing.cpu_count()} CPU cores "
-        f"(shared with other jobs), torch {torch.__version__}, one thread per process. "
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
+        f"(shared with other jobs), torch {torch.__version__}, one thread per process (spawned workers). "
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
         f"Audio: the held-out splits of `{data_dir}` ({len(wavs)} utterances, {seconds:.1f} s).",
         "Command: `python bench/tokenize_throughput.py --data_dir data --tokenizer_dir dump/tokenizers`",
