@@ -34,9 +34,10 @@ import pyworld
 import scipy.fft
 import torch
 
-from svslm.flow.data import FlowDataset, collate, load_split
+from svslm.flow.config import FlowConfig
+from svslm.flow.data import FlowDataset, collate, load_flow_examples
 from svslm.flow.inference import load_flow
-from svslm.flow.train import FlowTrainConfig, variant_name
+from svslm.flow.train import variant_name
 from svslm.utils.config import load_config
 from svslm.utils.mel import MelConfig, griffin_lim, mel_spectrogram
 
@@ -88,7 +89,7 @@ def row(name: str, s: dict, rtf: str = "") -> str:
 
 
 def bench_model(exp_dir: Path, args, codec) -> list[str]:
-    cfg = load_config(exp_dir / "config.yaml", FlowTrainConfig)
+    cfg = load_config(exp_dir / "config.yaml", FlowConfig)
     flow = load_flow(exp_dir)
     train_steps = torch.load(exp_dir / "best.pth", weights_only=True)["step"]
     mel_cfg = flow.mel_config
@@ -96,7 +97,7 @@ def bench_model(exp_dir: Path, args, codec) -> list[str]:
     mel_out = cfg.model.output == "mel"
     if not mel_out:  # judged in mel space: the target mel is needed as the reference
         cfg.model.output = "mel"
-    examples, bad = load_split(args.split, cfg.model, cfg.data, args.data_dir, args.dump_dir, args.lm_decode_dir)
+    examples, bad = load_flow_examples(args.split, cfg.model, cfg.data, args.data_dir, args.dump_dir, args.lm_decode_dir)
     dataset = FlowDataset(examples[: args.max_utts], cfg.model)
     batch = collate([dataset[i] for i in range(len(dataset))])
     lengths = batch["mask"].sum(1).tolist()

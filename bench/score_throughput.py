@@ -18,8 +18,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from svslm.evaluate.config import MetricsConfig
 from svslm.evaluate.na import is_na
-from svslm.evaluate.scorer import MetricsConfig, ScoreItem, score_items
+from svslm.evaluate.scorer import ScoreItem, score_items
 from svslm.testing.evaluate import SR, sung_tone
 from svslm.utils.audio import load_wav, save_wav
 from svslm.utils.config import from_dict

@@ -13,7 +13,7 @@ loses from what the phase reconstruction loses.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import os
 import platform
 import time
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ from svslm.tokenize.ssl import HubertFeatures, SSLConfig, load_ssl_tokenizer
 from svslm.utils.audio import load_wav
 from svslm.utils.fileio import read_kaldi_map
 from svslm.utils.mel import griffin_lim
+from svslm.utils.workers import process_pool
 
 SR = 16000
 
@@ -72,7 +73,7 @@ def throughput(tokenizer_dir: Path, what: str, wavs: list[np.ndarray], nj: int) 
         elapsed = time.perf_counter() - start
         _STATE.clear()
     else:
-        with multiprocessing.get_context("fork").Pool(nj, _init, (str(tokenizer_dir), what)) as pool:
+        with process_pool(nj, _init, (str(tokenizer_dir), what)) as pool:
             pool.map(_encode, wavs[:nj])  # warm-up: workers load the tokenizers
             start = time.perf_counter()
             pool.map(_encode, wavs, chunksize=1)
@@ -169,8 +170,8 @@ def main() -> int:
     lines = [
         "# Stage 2 tokenization benchmark",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {multiprocessing.cpu_count()} CPU cores "
-        f"(shared with other jobs), torch {torch.__version__}, one thread per process. "
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
+        f"(shared with other jobs), torch {torch.__version__}, one thread per process (spawned workers). "
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
         f"Audio: the held-out splits of `{data_dir}` ({len(wavs)} utterances, {seconds:.1f} s).",
         "Command: `python bench/tokenize_throughput.py --data_dir data --tokenizer_dir dump/tokenizers`",

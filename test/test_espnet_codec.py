@@ -9,7 +9,8 @@ import pytest
 import torch
 from espnet_tiny import tiny
 
-from svslm.tokenize.codec import CodecConfig, EspnetCodec
+from svslm.tokenize.codec import EspnetCodec
+from svslm.tokenize.config import CodecConfig
 
 # ESPnet is imported inside the tests: the main suite collects this file without ESPnet installed.
 pytestmark = pytest.mark.espnet

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from svslm.evaluate.ctc_asr import TOKENS, AsrConfig, CtcModelConfig, CtcTrainConfig
 from svslm.evaluate.ctc_train import read_split, train_ctc
@@ -96,7 +97,7 @@ def test_ctc_training_writes_a_loadable_recogniser_and_its_ceiling(tmp_path):
 def test_ctc_training_resumes_from_last_checkpoint(tmp_path, caplog):
     make_phone_corpus(tmp_path / "data" / "train", 4)
     cfg = AsrConfig(model=CtcModelConfig(conv_channels=8, rnn_hidden=8, rnn_layers=1),
-                    train=CtcTrainConfig(epochs=1, batch_size=2, num_threads=1))
+                    train=CtcTrainConfig(epochs=1, batch_size=2, valid_every=1, num_threads=1))
     first = train_ctc(cfg, tmp_path / "data", tmp_path / "exp")
     (tmp_path / "exp" / "results.json").unlink()  # as if the run had stopped after epoch 1
     cfg.train.epochs = 2  # more epochs continue the same run
@@ -104,3 +105,9 @@ def test_ctc_training_resumes_from_last_checkpoint(tmp_path, caplog):
         results = train_ctc(cfg, tmp_path / "data", tmp_path / "exp")
     assert "resuming after epoch 1" in caplog.text
     assert results["history"][0] == first["history"][0] and [h["epoch"] for h in results["history"]] == [1, 2]
+    # ... exactly as an uninterrupted run: shuffling, time masks and weights continue their draws.
+    straight = train_ctc(cfg, tmp_path / "data", tmp_path / "straight")
+    assert results["history"] == straight["history"]
+    assert sorted(p.name for p in (tmp_path / "exp" / "checkpoints").iterdir()) == ["step2"]
+    for name, value in torch.load(tmp_path / "straight" / "model.pth", weights_only=True).items():
+        assert torch.equal(value, torch.load(tmp_path / "exp" / "model.pth", weights_only=True)[name]), name

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from svslm.evaluate.config import MetricsConfig
 from svslm.evaluate.mos import (
     SheetConfig,
     SheetSsqa,
@@ -14,7 +15,6 @@ from svslm.evaluate.mos import (
 )
 from svslm.evaluate.na import MetricUnavailable, is_na
 from svslm.evaluate.scorer import (
-    MetricsConfig,
     ScoreItem,
     ScoreReport,
     Summary,

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from svslm.flow.data import epoch_batches, load_split, resample_frames, tile_to
+from svslm.flow.config import FlowConfig, OptimConfig
+from svslm.flow.data import epoch_batches, load_flow_examples, resample_frames, tile_to
 from svslm.flow.estimator import DiTConfig
 from svslm.flow.inference import load_flow
 from svslm.flow.model import FlowModel
-from svslm.flow.train import FlowTrainConfig, OptimConfig, lr_factor, train
+from svslm.flow.train import lr_factor, train
 from svslm.utils.audio import save_wav
+from svslm.utils.checkpoint import CheckpointDir
 from svslm.utils.config import from_dict, load_config
 from svslm.utils.mel import MelConfig
 
@@ -82,9 +84,9 @@ def recipe(tmp_path_factory) -> Path:
     return root
 
 
-def tiny_config(**model) -> FlowTrainConfig:
+def tiny_config(**model) -> FlowConfig:
     mel = {"n_mels": 20}
-    return from_dict(FlowTrainConfig, {
+    return from_dict(FlowConfig, {
         "model": {"prompt_frames": 30, "mel": mel,
                   "encoder": {"d_model": 16, "n_blocks": 1, "n_heads": 2, "ffn_dim": 32, "conv_kernel": 3, "spk_dim": 8},
                   "estimator": {"channels": [16, 16], "n_blocks": 1, "n_mid_blocks": 1, "n_heads": 2, "head_dim": 8},
@@ -95,7 +97,7 @@ def tiny_config(**model) -> FlowTrainConfig:
     })
 
 
-def _train(recipe: Path, cfg: FlowTrainConfig, exp: Path) -> Path:
+def _train(recipe: Path, cfg: FlowConfig, exp: Path) -> Path:
     return train(cfg, recipe / "data", recipe / "dump", recipe / "exp" / "lm" / "decode", exp, StandInCodec())
 
 
@@ -144,8 +146,8 @@ def test_resumed_training_equals_uninterrupted(recipe, tmp_path):
     _train(recipe, cfg, tmp_path / "resumed")
     cfg.train.max_steps = 3
     _train(recipe, cfg, tmp_path / "resumed")
-    a = torch.load(max((tmp_path / "straight" / "checkpoints").glob("*.pth")), weights_only=False)
-    b = torch.load(max((tmp_path / "resumed" / "checkpoints").glob("*.pth")), weights_only=False)
+    a = CheckpointDir(tmp_path / "straight" / "checkpoints").load_latest_state()
+    b = CheckpointDir(tmp_path / "resumed" / "checkpoints").load_latest_state()
     assert a["step"] == b["step"] == 3
     for key in ("model", "ema"):
         for name, value in a[key].items():
@@ -165,12 +167,12 @@ def test_bad_utterances_are_each_reported_and_the_good_kept(recipe, tmp_path):
     scp = bad_root / "exp" / "lm" / "decode" / "train" / "codec_ssl.scp"
     scp.write_text("".join(line for line in scp.read_text().splitlines(True) if not line.startswith("s2#c")))
     cfg = tiny_config(use_pitch=True)
-    examples, bad = load_split("train", cfg.model, cfg.data, bad_root / "data", bad_root / "dump",
+    examples, bad = load_flow_examples("train", cfg.model, cfg.data, bad_root / "data", bad_root / "dump",
                                bad_root / "exp" / "lm" / "decode")
     assert [ex.utt for ex in examples] == ["s1#a"]
     assert len(bad) == 2 and "s1#b" in bad[0] and "differ" in bad[0] and "s2#c" in bad[1] and "missing" in bad[1]
     cfg.model.condition_source = "ground_truth"  # the ground truth has all three
-    examples, bad = load_split("train", cfg.model, cfg.data, bad_root / "data", bad_root / "dump", None)
+    examples, bad = load_flow_examples("train", cfg.model, cfg.data, bad_root / "data", bad_root / "dump", None)
     assert len(examples) == 3 and not bad
 
 
@@ -199,12 +201,12 @@ def test_entry_point_loads_the_codec_from_the_dump(recipe, tmp_path, monkeypatch
 def test_configs_cover_the_four_paper_variants_with_the_papers_settings():
     variants = set()
     for path in sorted(CONF.glob("*.yaml")):
-        cfg = load_config(path, FlowTrainConfig)
+        cfg = load_config(path, FlowConfig)
         variants.add((path.name.split("_")[0], cfg.model.use_pitch, cfg.model.output))
         if path.name.startswith("tiny"):
             FlowModel(cfg.model, codec_dim=StandInCodec.embed_dim)  # builds
     assert {(p, f, o) for p in ["paper"] for f in (False, True) for o in ("mel", "codec_emb")} <= variants
-    paper = load_config(CONF / "paper_flow2_mel.yaml", FlowTrainConfig)
+    paper = load_config(CONF / "paper_flow2_mel.yaml", FlowConfig)
     m = paper.model
     assert (m.encoder.n_blocks, m.encoder.n_heads, m.encoder.ffn_dim) == (3, 4, 1024)
     assert m.estimator.kind == "unet"
@@ -245,7 +247,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train_as_rank(rank: int, world_size: int, port: int, recipe: Path, cfg: FlowTrainConfig, exp: Path) -> None:
+def _train_as_rank(rank: int, world_size: int, port: int, recipe: Path, cfg: FlowConfig, exp: Path) -> None:
     """One process of a gloo group, as torchrun would start it (its environment variables).
     Writes the sizes of the batches it fed the model to <exp>.rank<r>.json."""
     import os
@@ -265,7 +267,7 @@ def _train_as_rank(rank: int, world_size: int, port: int, recipe: Path, cfg: Flo
     Path(f"{exp}.rank{rank}.json").write_text(json.dumps(sizes))
 
 
-def train_in_processes(recipe: Path, cfg: FlowTrainConfig, exp: Path, world_size: int = 2) -> None:
+def train_in_processes(recipe: Path, cfg: FlowConfig, exp: Path, world_size: int = 2) -> None:
     torch.multiprocessing.start_processes(_train_as_rank, (world_size, _free_port(), recipe, cfg, exp),
                                           nprocs=world_size, start_method="spawn")
 
@@ -278,7 +280,7 @@ def train_losses(exp: Path) -> list[float]:
     return [e.value for e in events.Scalars("train/loss")]
 
 
-def data_parallel_config() -> FlowTrainConfig:
+def data_parallel_config() -> FlowConfig:
     # Flow2 with a prompt through the U-Net (GroupNorm over time: padding must match). Batch 3 of
     # 4 utterances: batches of 3 and 1, so the 2 processes get 2 + 1 utterances, then 1 + none.
     cfg = tiny_config(use_pitch=True, use_prompt=True)
@@ -295,7 +297,7 @@ def test_two_processes_train_the_same_model_as_one_and_resume_on_one(recipe, tmp
     _train(recipe, cfg, tmp_path / "one")
     cfg.train.max_steps = 2
     train_in_processes(recipe, cfg, tmp_path / "two")
-    half = torch.load(max((tmp_path / "two" / "checkpoints").glob("*.pth")), weights_only=False)
+    half = CheckpointDir(tmp_path / "two" / "checkpoints").load_latest_state()
     assert half["step"] == 2 and half["world_size"] == len(half["rng"]) == 2  # each process's dropout stream
     # The work was split: rank 1 fed the model one utterance a step (1 of 3, then a weight-0
     # stand-in for its empty share of a batch of 1) and did no statistics or validation.
@@ -318,7 +320,7 @@ def test_mixed_precision_trains(recipe, tmp_path, precision):
     cfg = tiny_config()
     cfg.train.precision = precision
     _train(recipe, cfg, tmp_path)
-    state = torch.load(max((tmp_path / "checkpoints").glob("*.pth")), weights_only=False)
+    state = CheckpointDir(tmp_path / "checkpoints").load_latest_state()
     assert state["step"] == 2 and all(np.isfinite(train_losses(tmp_path)))
     assert (state["scaler"] is not None) == (precision == "fp16")
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
@@ -328,7 +330,7 @@ def test_batches_reach_a_non_cpu_device_with_the_codec_fed_on_the_cpu(recipe):
     # "meta" stands in for CUDA here: the mini codec's tables stay on the CPU, so a CUDA run
     # must hand it CPU tokens and move the embedding (the first GPU run would fail otherwise).
     cfg = tiny_config(output="codec_emb", use_pitch=True)
-    examples, _ = load_split("train", cfg.model, cfg.data, recipe / "data", recipe / "dump", recipe / "exp/lm/decode")
+    examples, _ = load_flow_examples("train", cfg.model, cfg.data, recipe / "data", recipe / "dump", recipe / "exp/lm/decode")
     from svslm.flow.data import FlowDataset, collate
     from svslm.flow.train import model_inputs
 
@@ -350,7 +352,7 @@ def test_batches_reach_a_non_cpu_device_with_the_codec_fed_on_the_cpu(recipe):
 def test_every_parameter_learns_from_the_loss_as_ddp_requires(config):
     # DistributedDataParallel (find_unused_parameters off) fails at the second step of a
     # multi-GPU run when any parameter gets no gradient: check each shipped variant here.
-    cfg = load_config(CONF / config, FlowTrainConfig)
+    cfg = load_config(CONF / config, FlowConfig)
     model = FlowModel(cfg.model, StandInCodec.embed_dim)
     b, t = 2, 24
     inputs = {"target": torch.randn(b, model.out_dim, t), "codec_emb": torch.randn(b, t, StandInCodec.embed_dim),

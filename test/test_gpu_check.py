@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from svslm.flow.train import FlowTrainConfig
+from svslm.flow.config import FlowConfig
 from svslm.infer.config import InferConfig
 from svslm.lm.config import LMRecipeConfig
 from svslm.utils.config import load_config
@@ -64,7 +64,7 @@ def test_the_dry_run_prints_every_step_and_runs_none(tmp_path):
     assert shlex.split(stage3[stage3.index("--decode_args") + 1]) == ["--device", "cuda"]
     assert "--gpus" in stage3 and "--gpus" in stage4 and "--gpus" in stage5  # deepspeed / torchrun launchers
     for flow in sorted((ROOT / "conf/flow").glob("tiny_*.yaml")):
-        cfg = load_config(flow, FlowTrainConfig, overrides(stage4, "--flow_args"))
+        cfg = load_config(flow, FlowConfig, overrides(stage4, "--flow_args"))
         assert (cfg.train.device, cfg.train.precision) == ("cuda", "bf16")
     voc = load_config(ROOT / "conf/vocoder/tiny.yaml", VocoderConfig, overrides(stage5, "--vocoder_args"))
     assert (voc.train.device, voc.train.precision, voc.train.max_steps) == ("cuda", "bf16", 1600)

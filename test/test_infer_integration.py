@@ -10,14 +10,15 @@ import pytest
 import soundfile as sf
 import torch
 
+from svslm.flow.config import FlowConfig
 from svslm.flow.model import FlowModel
-from svslm.flow.train import FlowTrainConfig
 from svslm.infer.config import load_infer_config
 from svslm.infer.pipeline import RecipePaths, Synthesizer
 from svslm.infer.run import run_inference
 from svslm.testing.infer import UTTS, make_recipe
 from svslm.testing.lm import make_init_checkpoint, tiny_lm_config
-from svslm.tokenize.codec import CodecConfig, MiniCodec
+from svslm.tokenize.codec import MiniCodec
+from svslm.tokenize.config import CodecConfig
 from svslm.utils.config import load_config
 from svslm.utils.mel import MelConfig
 from svslm.vocoder.config import VocoderConfig
@@ -39,7 +40,7 @@ def save_untrained_parts(dirs: dict[str, Path]) -> None:
         d.mkdir(parents=True, exist_ok=True)
         # Two Euler steps: the flow's own sampling setting is the one stage 6 uses.
         (d / "config.yaml").write_text((CONF / "flow" / f"{tag}.yaml").read_text().replace("n_steps: 10", "n_steps: 2"))
-        model = FlowModel(load_config(d / "config.yaml", FlowTrainConfig).model, codec_dim=80)
+        model = FlowModel(load_config(d / "config.yaml", FlowConfig).model, codec_dim=80)
         torch.save({"model": model.state_dict(), "codec_dim": 80}, d / "best.pth")
     voc = dirs["vocoder_dir"]
     shutil.copy(CONF / "vocoder" / "tiny.yaml", voc / "config.yaml")

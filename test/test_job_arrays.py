@@ -165,7 +165,7 @@ def test_lm_decoding_as_two_jobs_equals_one_run(tmp_path):
     paths = make_tiny_dump(tmp_path, n_train=1, n_dev=9, frames=(8, 12), prompt_len=6)
     make_init_checkpoint(tmp_path / "init", tiny_lm_config(), 16, 8, seed=3)
     conf = tmp_path / "decode.yaml"
-    conf.write_text("top_k: 30\ntemperature: 0.8\nbatch_size: 1\nseed: 0\n")  # chunks of 4: 3 chunks
+    conf.write_text("top_k: 30\ntemperature: 0.8\nbatch_size: 1\nseed: 0\n")  # shards of 4: 3 shards
 
     def decode(out: str, *job: str) -> int:
         return lm_decode.main(["--config", str(conf), "--model_dir", str(tmp_path / "init"),
@@ -173,13 +173,13 @@ def test_lm_decoding_as_two_jobs_equals_one_run(tmp_path):
 
     assert decode("one") == 0
     assert decode("two", "--job", "1", "--num_jobs", "2") == 0
-    assert sorted(p.name for p in (tmp_path / "two/data").glob("*.scp")) == ["chunk0.scp", "chunk2.scp"]
+    assert sorted(p.name for p in (tmp_path / "two/data").glob("*.scp")) == ["codec_ssl.0.scp", "codec_ssl.2.scp"]
     assert not (tmp_path / "two/codec_ssl.scp").exists()
     assert decode("two", "--job", "2", "--num_jobs", "2") == 0
     assert decode("two") == 0  # the merge: nothing left to decode
     one, two = (kaldiio.load_scp(str(tmp_path / d / "codec_ssl.scp")) for d in ("one", "two"))
     assert sorted(one) == sorted(two) and len(one) == 9
-    assert all(np.array_equal(one[u], two[u]) for u in one)  # one seed per chunk, whoever decodes it
+    assert all(np.array_equal(one[u], two[u]) for u in one)  # one seed per shard, whoever decodes it
 
 
 # ---- stage 6's synthesis ----

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from svslm.bin import lm_decode
-from svslm.lm.data import load_split
+from svslm.lm.data import read_data_json
 from svslm.lm.inference import DecodeConfig, decode, load_lm, svs_lb_frames
 from svslm.testing.lm import make_init_checkpoint, make_tiny_dump, tiny_lm_config
 
@@ -19,7 +19,7 @@ def setup(tmp_path_factory):
     paths = make_tiny_dump(root, n_train=2, n_dev=3, frames=(8, 16), prompt_len=6)
     make_init_checkpoint(root / "init", tiny_lm_config(), 16, 8, seed=3)
     model, vocab = load_lm(root / "init")
-    split = load_split(paths["dev"])
+    split = read_data_json(paths["dev"])
     svs = [split.svs_lb[u] for u in split.utt_ids]
     prompts = [split.prompt(u) for u in split.utt_ids]
     prompts[1] = prompts[1][:3]  # different prefix lengths exercise the left padding
@@ -82,12 +82,12 @@ def test_decode_entry_point_writes_scp_and_resumes(setup, tmp_path):
     args = ["--config", str(conf), "--model_dir", str(root / "init"), "--data_json", str(paths["dev"]), "--out_dir", str(out)]
     assert lm_decode.main(args) == 0
     first = {u: a for u, a in kaldiio.load_scp(str(out / "codec_ssl.scp")).items()}
-    split = load_split(paths["dev"])
+    split = read_data_json(paths["dev"])
     assert sorted(first) == sorted(split.utt_ids)
     for u, a in first.items():
         assert a.dtype == np.int32 and a.shape == (split.num_frames[u], 9)
     (out / "codec_ssl.scp").unlink()
-    assert lm_decode.main(args) == 0  # resumed: the chunk is skipped, the index rewritten, same tokens
+    assert lm_decode.main(args) == 0  # resumed: the shard is skipped, the index rewritten, same tokens
     again = kaldiio.load_scp(str(out / "codec_ssl.scp"))
     assert all(np.array_equal(first[u], again[u]) for u in first)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from svslm.lm.checkpoint import load_checkpoint
-from svslm.lm.data import SVSDataset, load_split
+from svslm.lm.data import SVSDataset, read_data_json
 from svslm.lm.model import LossConfig
 from svslm.lm.sequence import SequenceConfig, build_example, collate, delay
 from svslm.testing.lm import make_init_checkpoint, make_tiny_dump, tiny_lm_config
@@ -30,7 +30,7 @@ def tiny(tmp_path_factory):
     paths = make_tiny_dump(root, n_train=4, n_dev=2)
     make_init_checkpoint(root / "init", tiny_lm_config(), 16, 8)
     model = load_checkpoint(root / "init")
-    return model, SVSDataset(load_split(paths["train"]), model.vocab)
+    return model, SVSDataset(read_data_json(paths["train"]), model.vocab)
 
 
 def test_template_order_pads_and_target_mask(tiny):

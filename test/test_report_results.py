@@ -12,8 +12,9 @@ import pytest
 import soundfile as sf
 
 from svslm.bin import report as report_bin
+from svslm.evaluate.config import MetricsConfig
 from svslm.evaluate.na import MetricUnavailable
-from svslm.evaluate.scorer import MetricsConfig, ScoreReport, mean_ci95, metric_infos
+from svslm.evaluate.scorer import ScoreReport, mean_ci95, metric_infos
 from svslm.report.published import PUBLISHED
 from svslm.utils.config import load_config
 

@@ -26,8 +26,8 @@ from test_sing_formats import (
 
 from svslm.bin.sing import main as sing_main
 from svslm.data.phonemes import PHONEMES
+from svslm.flow.config import FlowConfig
 from svslm.flow.model import FlowModel
-from svslm.flow.train import FlowTrainConfig
 from svslm.lm.checkpoint import save_checkpoint
 from svslm.lm.model import SpeechLM
 from svslm.lm.pretrained import pretrained_token_list
@@ -39,7 +39,8 @@ from svslm.sing.reader import read_score
 from svslm.sing.score import ScoreError, ScoreNote, build_score
 from svslm.sing.synthesize import SingConfig, model_phones
 from svslm.testing.lm import codec_ssl_tokens, tiny_lm_config
-from svslm.tokenize.codec import CodecConfig, MiniCodec
+from svslm.tokenize.codec import MiniCodec
+from svslm.tokenize.config import CodecConfig
 from svslm.tokenize.ssl import SSLConfig, SSLTokenizer
 from svslm.tokenize.svs_lb import build_token_list, phones_to_frames
 from svslm.utils.audio import HOP_LENGTH as HOP
@@ -241,7 +242,7 @@ def save_untrained_recipe(recipe, tag="t", codebook_size=16, ssl_vocab=16):
     flow_dir = recipe / f"exp/flow/{tag}/tiny_flow2_mel"
     flow_dir.mkdir(parents=True)
     shutil.copy(CONF / "flow/tiny_flow2_mel.yaml", flow_dir / "config.yaml")
-    flow = FlowModel(load_config(flow_dir / "config.yaml", FlowTrainConfig).model, codec_dim=80)
+    flow = FlowModel(load_config(flow_dir / "config.yaml", FlowConfig).model, codec_dim=80)
     torch.save({"model": flow.state_dict(), "codec_dim": 80}, flow_dir / "best.pth")
     voc_dir = recipe / f"exp/vocoder/{tag}"
     voc_dir.mkdir(parents=True)

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from svslm.tokenize.codec import (
-    CodecConfig,
     EspnetCodec,
     MiniCodec,
     load_codec,
     log_mel_frames,
 )
+from svslm.tokenize.config import CodecConfig
 from svslm.utils.mel import MelConfig
 
 SR = 16000

@@ -43,6 +43,7 @@ def test_every_stage_config_says_auto(path):
 
 def test_lm_decode_defaults_to_auto(monkeypatch, tmp_path):
     from svslm.bin import lm_decode
+    from svslm.lm import inference
 
     seen = {}
 
@@ -50,9 +51,9 @@ def test_lm_decode_defaults_to_auto(monkeypatch, tmp_path):
         seen["device"] = device
         raise SystemExit(0)
 
-    monkeypatch.setattr(lm_decode, "load_lm", fake_load_lm)
-    # One utterance left to decode, so the model is loaded (it is loaded only when a chunk is left).
-    monkeypatch.setattr(lm_decode, "load_split", lambda *a, **k: type("Split", (), {"utt_ids": ["u1"]})())
+    monkeypatch.setattr(inference, "load_lm", fake_load_lm)
+    # One utterance left to decode, so the model is loaded (it is loaded only when a shard is left).
+    monkeypatch.setattr(inference, "read_data_json", lambda *a, **k: type("Split", (), {"utt_ids": ["u1"]})())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with pytest.raises(SystemExit):
         lm_decode.main(["--config", str(CONF / "decode/paper.yaml"), "--model_dir", "m", "--data_json", "d",

@@ -12,7 +12,8 @@ import yaml
 
 from svslm.bin.vocoder_train import main as vocoder_train_main
 from svslm.utils.audio import load_wav
-from svslm.utils.config import ConfigError, from_dict, to_dict
+from svslm.utils.config import ConfigError, from_dict, load_config, to_dict
+from svslm.utils.distributed import Dist
 from svslm.utils.mel import MelConfig, MelMismatchError, mel_spectrogram
 from svslm.vocoder.config import VocoderConfig
 from svslm.vocoder.dataset import (
@@ -23,7 +24,9 @@ from svslm.vocoder.dataset import (
 )
 from svslm.vocoder.inference import load_vocoder
 from svslm.vocoder.source import frame_f0
-from svslm.vocoder.train import latest_checkpoint, train_vocoder
+from svslm.vocoder.train import Trainer, latest_checkpoint, train_vocoder
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
     "generator": {"upsample_initial_channel": 16, "resblock_kernel_sizes": [3],
@@ -99,24 +102,6 @@ def test_segments_align_mel_audio_and_f0(data_dir):
     np.testing.assert_allclose(mel.numpy(), mel_spectrogram(whole, cfg).numpy()[:, start:start + 4], atol=1e-3)
 
 
-def test_predicted_mels_for_fine_tuning_are_cut_with_their_audio(data_dir, tmp_path):
-    cfg = MelConfig()
-    wav_scp = data_dir / "train" / "wav.scp"
-    lines = []
-    for utt in sorted(l.split()[0] for l in wav_scp.read_text().splitlines()):
-        frames = 25  # 0.5 s of audio
-        np.save(tmp_path / f"{utt}.npy", np.tile(np.arange(frames, dtype=np.float32), (80, 1)))
-        lines.append(f"{utt} {tmp_path / f'{utt}.npy'}\n")
-    mel_scp = tmp_path / "mel.scp"
-    mel_scp.write_text("".join(lines))
-    utts = read_utterances(wav_scp, cfg, min_frames=4, mel_scp=mel_scp)
-    mel, wav, _ = SegmentDataset(utts, cfg, 4)[(0, 5)]
-    start = int(mel[0, 0])  # each predicted frame holds its own index
-    assert mel[0].tolist() == [start, start + 1, start + 2, start + 3]
-    full = sf.read(utts[0].wav_path, dtype="float32")[0]
-    np.testing.assert_allclose(wav.numpy(), full[start * 320:(start + 4) * 320], atol=1e-6)
-
-
 def test_bad_utterances_are_all_reported(tmp_path, data_dir):
     good = (data_dir / "train" / "wav.scp").read_text().splitlines()[0]
     sf.write(tmp_path / "fast.wav", chirp(0.5, 200, 0), 22050)
@@ -158,8 +143,9 @@ def test_interrupted_training_resumes_to_the_same_state(data_dir, tmp_path, sour
     assert a["step"] == b["step"] == 4
     for part in ("generator", "discriminators", "optim_g", "optim_d"):
         assert_same_tensors(a[part], b[part], part)
-    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == [
-        "checkpoint_00000002.pt", "checkpoint_00000004.pt"]  # no half-written leftovers
+    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["step2", "step4"]
+    assert all(sorted(p.name for p in d.iterdir()) == ["complete", "state.pt"]
+               for d in (resumed / "checkpoints").iterdir())  # complete, no half-written leftovers
     assert any((resumed / "tensorboard").iterdir())
 
     # load_vocoder: batched mel -> waveform of T * hop samples, close to the checkpoint's generator.
@@ -187,20 +173,28 @@ def test_command_line_entry_point_trains_and_writes_the_stage_outputs(data_dir, 
     assert math.prod(load_vocoder(exp).generator.ups[i].stride[0] for i in range(4)) == 320
 
 
-def test_fine_tuning_on_predicted_mels_starts_from_the_trained_vocoder(data_dir, tmp_path):
+def test_fine_tuning_starts_from_the_trained_vocoder(data_dir, tmp_path):
     base = tmp_path / "base"
     train_vocoder(tiny_config(max_steps=1), data_dir, base)
-    lines = []
-    for line in (data_dir / "train" / "wav.scp").read_text().splitlines():
-        utt = line.split()[0]
-        np.save(tmp_path / f"{utt}.npy", np.full((80, 25), -30.0, dtype=np.float32))
-        lines.append(f"{utt} {tmp_path / f'{utt}.npy'}\n")
-    (tmp_path / "mel.scp").write_text("".join(lines))
     # Learning rate 0: the fine-tuned generator must be exactly the one it started from.
     tuned = tmp_path / "tuned"
-    train_vocoder(tiny_config(max_steps=1, learning_rate=0.0, init_from=str(base),
-                              finetune_mel_scp=str(tmp_path / "mel.scp")), data_dir, tuned)
+    train_vocoder(tiny_config(max_steps=1, learning_rate=0.0, init_from=str(base)), data_dir, tuned)
     assert_same_tensors(torch.load(base / "generator.pth"), torch.load(tuned / "generator.pth"))
+
+
+def test_the_committed_zoo_vocoder_in_its_single_file_layout_is_found_and_loads(data_dir):
+    # local/mini_zoo ships checkpoints/checkpoint_<step>.pt (the layout before step<N>/), written
+    # with a train section this version no longer has: fine-tuning reads its weights and mel only.
+    zoo = ROOT / "local/mini_zoo/models/vocoder"
+    path = latest_checkpoint(zoo / "checkpoints")
+    assert path is not None and path.name == "checkpoint_700.pt"
+    cfg = load_config(ROOT / "conf/vocoder/tiny_finetune.yaml", VocoderConfig,
+                      ["train.batch_size=2", "train.segment_frames=4", "train.device=cpu", "train.num_workers=0"])
+    trainer = Trainer(cfg, data_dir, data_dir / "unused_exp", Dist())
+    trainer.init_from(zoo)
+    shipped = torch.load(path, weights_only=True)["generator"]
+    for name, value in trainer.generator.state_dict().items():
+        assert torch.equal(value, shipped[name].float()), name
 
 
 # ---- data parallelism: `torchrun --nproc_per_node 2` (gloo) trains what one process trains ----
@@ -262,7 +256,7 @@ def test_two_processes_train_the_same_vocoder_as_one_and_resume_on_one(data_dir,
         assert len(one) == len(two) and len(one) >= 3, name
         np.testing.assert_allclose(two, one, rtol=1e-5, err_msg=name)  # float32 sums in another order
     for step in (2, 4):
-        name = f"checkpoints/checkpoint_{step:08d}.pt"
+        name = f"checkpoints/step{step}/state.pt"
         a, b = (torch.load(tmp_path / run / name, weights_only=True) for run in ("one", "two"))
         # Step 2: equal to 1e-8. After that, weights whose gradients are ~0 drift by up to ~lr / 3
         # (Adam normalises float32 noise); a process that skipped the averaging would be ~lr off.

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from svslm.bin.args import add_override
-from svslm.flow.train import FlowTrainConfig, train, variant_name
+from svslm.flow.config import FlowConfig
+from svslm.flow.train import train, variant_name
 from svslm.utils import distributed
 from svslm.utils.config import load_config
 from svslm.utils.logging import setup_logging
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     try:
-        cfg = load_config(args.config, FlowTrainConfig, overrides=overrides)
+        cfg = load_config(args.config, FlowConfig, overrides=overrides)
         codec = load_codec(Path(args.dump_dir) / "tokenizers" / "codec")
         log.info("training %s from %s into %s", variant_name(cfg.model), args.config, args.exp_dir)
         best = train(cfg, args.data_dir, args.dump_dir, args.lm_decode_dir, args.exp_dir, codec)

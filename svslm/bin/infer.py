@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from svslm.bin.args import add_override
-from svslm.infer.config import load_infer_config, select_conditions
-from svslm.infer.run import run_inference
-from svslm.utils.config import ConfigError
+from svslm.infer.run import run_infer_stage
 from svslm.utils.jobs import add_job_args, job_from_args
 from svslm.utils.logging import setup_logging
 
@@ -42,39 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     add_override(parser)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    log = setup_logging(args.verbose)
-    try:
-        config = load_infer_config(args.config, args.override)
-        if args.conditions:
-            config = select_conditions(config, args.conditions, args.config)
-    except (ConfigError, ValueError) as err:
-        log.error("%s: %s", args.config, err)
-        return 1
-    if args.print_flow_tags:
-        print("\n".join(config.flow_tags()))
-        return 0
+    setup_logging(args.verbose)
     missing = [f"--{k}" for k in ("data_dir", "dump_dir", "lm_dir", "flow_root", "vocoder_dir", "out_dir")
                if getattr(args, k) is None]
-    if missing:
+    if missing and not args.print_flow_tags:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     try:
         job = job_from_args(args)
-        manifest = run_inference(
-            config, args.config, Path(args.data_dir) / args.split, args.dump_dir, args.lm_dir, args.flow_root, args.vocoder_dir,
-            args.out_dir, nj=args.nj, job=job,
-        )
-    except (RuntimeError, ValueError, FileNotFoundError) as err:
-        log.error("%s", err)
-        return 1
-    if job is not None:
-        log.info("%s done; a run without --job writes the manifest", job)
-        return 0
-    for rec in manifest["conditions"]:
-        t = rec.get("timing", {})
-        rtf = f", RTF {t['rtf']:.3f}" if "rtf" in t else ""
-        log.info("%-18s %s%s", rec["name"], rec["status"] + (f" ({rec['reason']})" if rec.get("reason") else ""), rtf)
-    log.info("wrote %s/manifest.json", args.out_dir)
-    return 0
+    except ValueError as err:
+        parser.error(str(err))
+    return run_infer_stage(args.config, args.override, args.conditions, args.data_dir, args.split, args.dump_dir,
+                           args.lm_dir, args.flow_root, args.vocoder_dir, args.out_dir, nj=args.nj, job=job,
+                           print_flow_tags=args.print_flow_tags)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import argparse
 import sys
 
 from svslm.bin.args import add_override
+from svslm.evaluate.config import MetricsConfig
 from svslm.evaluate.directories import score_wav_dirs, use_asr_dir
-from svslm.evaluate.scorer import MetricsConfig
 from svslm.utils.config import from_dict, load_config
 from svslm.utils.logging import setup_logging
 

@@ -11,7 +11,8 @@ import argparse
 import sys
 
 from svslm.bin.args import add_override
-from svslm.tokenize.pipeline import BadUtterancesError, TokenizeConfig, run_tokenize
+from svslm.tokenize.config import TokenizeConfig
+from svslm.tokenize.pipeline import BadUtterancesError, run_tokenize
 from svslm.utils.config import ConfigError, load_config
 from svslm.utils.jobs import add_job_args, job_from_args
 from svslm.utils.logging import setup_logging

@@ -19,7 +19,6 @@ import io
 import itertools
 import json
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from svslm.data.writer import write_split
 from svslm.utils.audio import resample, save_wav
 from svslm.utils.config import to_dict
 from svslm.utils.fileio import atomic_dir, atomic_write_json, atomic_write_text
+from svslm.utils.workers import process_pool
 
 log = logging.getLogger("svslm")
 
@@ -217,7 +217,7 @@ def _process_audio(utts: list[Utterance], problems: dict[str, list[str]], wav_ou
     score_ok = {u.utt_id: u.utt_id not in problems for u in utts}
     results: dict[str, _Result] = {}
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(multiprocessing.get_context("fork").Pool(nj)) if nj > 1 else None
+        pool = stack.enter_context(process_pool(nj, threads=None)) if nj > 1 else None  # no torch here
         bar = stack.enter_context(tqdm(total=len(utts), desc="stage 1: audio", unit="utt", mininterval=5))
         # Bounded batches: the parquet audio is read only as fast as the workers use it.
         for batch in _batched(_tasks(utts, score_ok, wav_out), max(1, nj) * 8):

@@ -2,7 +2,9 @@
 
 Reads `wav.scp` + `text` of the train split (and dev for model selection), trains with CTC,
 keeps the state with the best dev PER, and measures the ceiling: PER on the ground-truth test
-audio. A re-run resumes from `last.pth`; a finished directory (`results.json`) is left alone.
+audio. A re-run resumes from the newest checkpoint (`checkpoints/step<epoch>/`,
+svslm.utils.checkpoint), exactly as if it had not stopped; a finished directory (`results.json`)
+is left alone.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from svslm.evaluate.ctc_asr import (
 )
 from svslm.evaluate.per import phone_errors, sung_phones
 from svslm.utils.audio import load_wav
+from svslm.utils.checkpoint import CheckpointDir, rng_state, set_rng_state
 from svslm.utils.config import save_config, to_dict
 from svslm.utils.fileio import (
     atomic_path,
@@ -132,21 +135,25 @@ def train_ctc(cfg: AsrConfig, data_dir: Path, exp_dir: Path) -> dict:
     optim = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     state = {"epoch": 0, "best_per": float("inf"), "best_epoch": 0, "history": []}
-    last = exp_dir / "last.pth"
-    if last.is_file():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    order_gen = torch.Generator().manual_seed(cfg.train.seed)  # the loader's shuffling
+    mask_gen = torch.Generator().manual_seed(cfg.train.seed + 1)
+    checkpoints = CheckpointDir(exp_dir / "checkpoints", keep=1)
+    ckpt = checkpoints.load_latest_state()
+    if ckpt is not None:
         if _resumable_config(ckpt["config"]) == _resumable_config(to_dict(cfg)):
             model.load_state_dict(ckpt["model"])
             optim.load_state_dict(ckpt["optim"])
             state = ckpt["state"]
+            order_gen.set_state(ckpt["order_rng"])
+            mask_gen.set_state(ckpt["mask_rng"])
+            set_rng_state(ckpt["rng"])
             logger.info("resuming after epoch %d", state["epoch"])
         else:
-            logger.warning("%s was written with another config; training from scratch", last)
+            logger.warning("%s was written with another config; training from scratch", checkpoints.root)
     loader = torch.utils.data.DataLoader(
         CtcDataset(train, cfg), batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collate,
-        num_workers=cfg.train.num_workers, generator=torch.Generator().manual_seed(cfg.train.seed + state["epoch"]),
+        num_workers=cfg.train.num_workers, generator=order_gen,
     )
-    mask_gen = torch.Generator().manual_seed(cfg.train.seed + 1 + state["epoch"])
     recognizer = CtcRecognizer(model, cfg, exp_dir)
     start = time.time()
     for epoch in range(state["epoch"] + 1, cfg.train.epochs + 1):
@@ -173,9 +180,9 @@ def train_ctc(cfg: AsrConfig, data_dir: Path, exp_dir: Path) -> dict:
         state["epoch"] = epoch
         state["history"].append(record)
         logger.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.3f}" for k, v in record.items() if k != "epoch"))
-        with atomic_path(last) as tmp:
-            torch.save({"model": model.state_dict(), "optim": optim.state_dict(), "state": state,
-                        "config": to_dict(cfg)}, tmp)
+        checkpoints.save_state(epoch, {
+            "model": model.state_dict(), "optim": optim.state_dict(), "state": state, "config": to_dict(cfg),
+            "order_rng": order_gen.get_state(), "mask_rng": mask_gen.get_state(), "rng": rng_state()})
 
     model.load_state_dict(torch.load(exp_dir / "model.pth", map_location="cpu", weights_only=True))
     model.eval()

@@ -11,8 +11,8 @@ import json
 import logging
 from pathlib import Path
 
+from svslm.evaluate.config import MetricsConfig
 from svslm.evaluate.scorer import (
-    MetricsConfig,
     ScoreItem,
     ScoreReport,
     markdown_table,

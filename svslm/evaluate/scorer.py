@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,47 +21,29 @@ import numpy as np
 import scipy.stats
 from tqdm import tqdm
 
+from svslm.evaluate.config import MetricsConfig
 from svslm.evaluate.mcd_f0 import (
-    McdF0Config,
     WorldFeatures,
     mcd_f0,
     mode_name,
     world_features,
 )
-from svslm.evaluate.mos import MosConfig, SheetSsqa, SingMos, dnsmos
+from svslm.evaluate.mos import SheetSsqa, SingMos, dnsmos
 from svslm.evaluate.na import MetricUnavailable, is_na, na_reason, to_jsonable
-from svslm.evaluate.per import PerConfig, load_recognizer, metric_name, phone_errors
+from svslm.evaluate.per import load_recognizer, metric_name, phone_errors
 from svslm.evaluate.singer_sim import (
     ResemblyzerEmbedder,
-    SingerSimConfig,
     TorchScriptEmbedder,
     singer_similarity,
 )
-from svslm.utils.audio import SAMPLE_RATE, AudioError, load_wav
+from svslm.utils.audio import AudioError, load_wav
 from svslm.utils.config import to_dict
+from svslm.utils.workers import process_pool
 
 logger = logging.getLogger(__name__)
 
-MetricGroup = Literal["mcd_f0", "per", "singer_sim", "dnsmos", "singmos", "sheet"]
-ALL_GROUPS: tuple[str, ...] = ("mcd_f0", "per", "singer_sim", "dnsmos", "singmos", "sheet")
 # The columns of the paper's tables, in its order.
 TABLE_COLUMNS: tuple[str, ...] = ("F0_RMSE", "F0_CORR", "MCD", "PER", "Singer-Sim", "SingMOS", "Sheet-SSQA", "DNSMOS")
-
-
-@dataclass
-class MetricsConfig:
-    sample_rate: int = SAMPLE_RATE  # Hz; every wav is resampled to this before scoring (the one rate of every metric)
-    metrics: list[MetricGroup] = field(default_factory=lambda: list(ALL_GROUPS))  # metric groups to compute
-    mcd_f0: McdF0Config = field(default_factory=McdF0Config)
-    per: PerConfig = field(default_factory=PerConfig)
-    singer_sim: SingerSimConfig = field(default_factory=SingerSimConfig)
-    mos: MosConfig = field(default_factory=MosConfig)
-
-    def __post_init__(self) -> None:
-        others = [m for m in self.metrics if m != "mcd_f0"]
-        if self.sample_rate != SAMPLE_RATE and others:
-            raise ValueError(f"sample_rate {self.sample_rate}: the models behind {others} take 16 kHz audio; "
-                             "only mcd_f0 can score at another rate (metrics: [mcd_f0])")
 
 
 @dataclass(frozen=True)
@@ -331,9 +312,6 @@ _WORKER: UtteranceScorer | None = None
 
 
 def _init_worker(cfg: MetricsConfig) -> None:
-    import torch
-
-    torch.set_num_threads(1)  # nj processes share the cores; more threads each only contend
     global _WORKER
     if _WORKER is None or _WORKER.cfg != cfg:  # the models load once per process and config
         _WORKER = UtteranceScorer(cfg)
@@ -346,9 +324,7 @@ def scoring_pool(cfg: MetricsConfig, nj: int):
     if nj <= 1:
         yield None
         return
-    # spawn, not fork: a caller that already ran torch or onnxruntime threads cannot leave a
-    # forked child holding a copied, locked thread pool.
-    with multiprocessing.get_context("spawn").Pool(nj, initializer=_init_worker, initargs=(cfg,)) as pool:
+    with process_pool(nj, _init_worker, (cfg,)) as pool:  # one torch thread per worker
         yield pool
 
 

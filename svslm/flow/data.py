@@ -67,7 +67,7 @@ def _audio_frames(path: str, mel: MelConfig) -> int:
     return n_samples // mel.hop_length
 
 
-def load_split(
+def load_flow_examples(
     split: str,
     model_cfg: FlowModelConfig,
     data_cfg: FlowDataConfig,

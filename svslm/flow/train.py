@@ -8,8 +8,8 @@ by its share of the batch's frames, and every random number of the loss (flow ti
 condition dropout) is drawn per utterance from (seed, epoch, utterance). Encoder dropout is the one
 draw that differs: each process has its own stream.
 
-`exp_dir` after training: `config.yaml` (the whole config), `checkpoints/step<N>.pth` (the last
-few, each written atomically: model, EMA, optimizer, scheduler, RNG, position), `best.pth` (the
+`exp_dir` after training: `config.yaml` (the whole config), `checkpoints/step<N>/` (the last
+few, svslm.utils.checkpoint: model, EMA, optimizer, scheduler, RNG, position), `best.pth` (the
 weights with the lowest validation loss, EMA weights when EMA is on, with the codec width),
 `tensorboard/`, `bad_utts.txt` when utterances had to be left out. A re-run resumes from the
 newest checkpoint that loads; a finished run is left as it is.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,17 +29,12 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from svslm.flow.cfm import Draws
-from svslm.flow.data import (
-    FlowDataConfig,
-    FlowDataset,
-    collate,
-    epoch_batches,
-    load_split,
-)
+from svslm.flow.config import FlowConfig, OptimConfig
+from svslm.flow.data import FlowDataset, collate, epoch_batches, load_flow_examples
 from svslm.flow.model import FlowModel, FlowModelConfig
 from svslm.utils import distributed
+from svslm.utils.checkpoint import CheckpointDir, restore_rng_per_rank, rng_state
 from svslm.utils.config import save_config, to_dict
-from svslm.utils.distributed import Precision
 from svslm.utils.fileio import atomic_path, atomic_write_text
 
 log = logging.getLogger("svslm")
@@ -52,40 +46,6 @@ class CodecEmbedder(Protocol):
     embed_dim: int
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor: ...  # LongTensor [B, T, 8] -> [B, T, embed_dim]
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 3e-4  # peak learning rate (AdamW)
-    final_lr: float = 1e-4  # learning rate at `decay_end` and after
-    decay_start: int = 200000  # step where the linear decay from lr to final_lr begins
-    decay_end: int = 500000  # step where it ends
-    warmup_steps: int = 0  # linear warm-up from 0 to lr over these first steps
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW betas
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
-    grad_clip: float = 1.0  # max gradient norm; 0 = no clipping
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 30  # passes over the training split (the paper's code: 30)
-    max_steps: int = 0  # stop after this many optimizer steps instead; 0 = `epochs` decides
-    seed: int = 42  # seeds weights, data order, crops, noise
-    ema_decay: float = 0.0  # exponential moving average of the weights; 0 = off, e.g. 0.999
-    log_every: int = 50  # steps between tensorboard scalars
-    save_every: int = 1000  # steps between checkpoints (one is also written at every epoch end)
-    keep_checkpoints: int = 2  # newest checkpoints kept on disk
-    device: str = "auto"  # torch device (svslm.utils.device: auto = CUDA when present), unless --device overrides it
-    # "fp32", "bf16" (autocast to bfloat16) or "fp16" (autocast to float16 with a gradient scaler)
-    precision: Precision = "fp32"
-
-
-@dataclass
-class FlowTrainConfig:
-    model: FlowModelConfig = field(default_factory=FlowModelConfig)
-    data: FlowDataConfig = field(default_factory=FlowDataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def variant_name(cfg: FlowModelConfig) -> str:
@@ -129,7 +89,7 @@ def _masked_moments(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, 
     return (x * m).sum((0, 2)), (x * x * m).sum((0, 2)), m.sum()
 
 
-def compute_stats(dataset: FlowDataset, codec: CodecEmbedder, model: FlowModel, cfg: FlowTrainConfig, device) -> dict:
+def compute_stats(dataset: FlowDataset, codec: CodecEmbedder, model: FlowModel, cfg: FlowConfig, device) -> dict:
     """Per-channel mean and std of target, condition and prompt over up to `stats_utts` utterances."""
     n = min(len(dataset), cfg.data.stats_utts)
     subset = torch.utils.data.Subset(dataset, range(n))
@@ -169,28 +129,6 @@ def validate(model: FlowModel, loader: DataLoader, codec: CodecEmbedder, seed: i
         count += n
     model.train()
     return total / max(count, 1)
-
-
-def _checkpoints(exp_dir: Path) -> list[Path]:
-    return sorted((exp_dir / "checkpoints").glob("step*.pth"), key=lambda p: int(p.stem[4:]))
-
-
-def _save_checkpoint(exp_dir: Path, state: dict, keep: int) -> None:
-    path = exp_dir / "checkpoints" / f"step{state['step']:08d}.pth"
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    for old in _checkpoints(exp_dir)[:-keep]:
-        old.unlink()
-
-
-def _load_latest(exp_dir: Path) -> dict | None:
-    """The newest checkpoint that loads; files that do not (a damaged disk) are reported and skipped."""
-    for path in reversed(_checkpoints(exp_dir)):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # noqa: BLE001 -- torch.load raises many types for a damaged file
-            log.warning("cannot load checkpoint %s (%s); trying an older one", path, err)
-    return None
 
 
 def _save_best(exp_dir: Path, weights: dict, codec_dim: int, step: int, valid_loss: float) -> None:
@@ -240,21 +178,8 @@ def pad_batch(batch: dict, n_frames: int) -> dict:
     return out
 
 
-def _rng_on_resume(state: dict, dist: distributed.Dist, seed: int) -> None:
-    """Each process continues its own dropout stream when the world size is the one that wrote
-    the checkpoint; otherwise the streams start anew from (seed, rank, step)."""
-    states = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
-    if len(states) == dist.world_size:
-        torch.set_rng_state(states[dist.rank])
-    else:
-        if dist.is_main:
-            log.info("checkpoint written by %d processes, resumed by %d: dropout draws start anew",
-                     len(states), dist.world_size)
-        torch.manual_seed(seed * 1000003 + dist.rank * 7919 + state["step"])
-
-
 def train(
-    cfg: FlowTrainConfig,
+    cfg: FlowConfig,
     data_dir: str | Path,
     dump_dir: str | Path,
     lm_decode_dir: str | Path | None,
@@ -268,8 +193,9 @@ def train(
     tcfg = cfg.train
     dist = distributed.setup(tcfg.device)
     device, main = dist.device, dist.is_main
-    train_examples, bad = load_split(cfg.data.train_split, cfg.model, cfg.data, data_dir, dump_dir, lm_decode_dir)
-    valid_examples, bad_valid = load_split(cfg.data.valid_split, cfg.model, cfg.data, data_dir, dump_dir, lm_decode_dir)
+    train_examples, bad = load_flow_examples(cfg.data.train_split, cfg.model, cfg.data, data_dir, dump_dir, lm_decode_dir)
+    valid_examples, bad_valid = load_flow_examples(cfg.data.valid_split, cfg.model, cfg.data, data_dir, dump_dir,
+                                                   lm_decode_dir)
     if (bad or bad_valid) and main:
         atomic_write_text(exp_dir / "bad_utts.txt", "".join(f"{m}\n" for m in bad + bad_valid))
     if main:
@@ -297,7 +223,8 @@ def train(
                  sum(p.numel() for p in model.parameters()) / 1e6, tcfg.precision)
 
     step, epoch, batch_in_epoch, best_loss = 0, 0, 0, math.inf
-    state = _load_latest(exp_dir)
+    checkpoints = CheckpointDir(exp_dir / "checkpoints", tcfg.keep_checkpoints)
+    state = checkpoints.load_latest_state()
     if state is not None:
         if state["model_config"] != to_dict(cfg.model):
             raise ValueError(f"{exp_dir}: the model config differs from the one its checkpoints were trained "
@@ -317,8 +244,10 @@ def train(
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tcfg.ema_decay)) if tcfg.ema_decay > 0 else None
     if ema is not None and state is not None and state["ema"] is not None:
         ema.load_state_dict(state["ema"])
-    if state is not None:
-        _rng_on_resume(state, dist, tcfg.seed)
+    if state is not None:  # each process continues its own dropout stream
+        if not restore_rng_per_rank(state["rng"], dist.rank, dist.world_size, tcfg.seed, state["step"]) and main:
+            log.info("checkpoint written by %d processes, resumed by %d: dropout draws start anew",
+                     len(state["rng"]), dist.world_size)
     elif dist.enabled:  # dropout: one stream per process
         torch.manual_seed(tcfg.seed * 1000003 + dist.rank)
     if main:
@@ -329,15 +258,15 @@ def train(
         return exp_dir / "best.pth"
 
     def checkpoint() -> None:
-        rng = dist.gather(torch.get_rng_state())  # every process takes part
+        rng = dist.gather(rng_state())  # every process takes part
         if main:
-            _save_checkpoint(exp_dir, {
+            checkpoints.save_state(step, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "ema": ema.state_dict() if ema is not None else None, "rng": rng,
                 "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "best_loss": best_loss,
                 "model_config": to_dict(cfg.model), "codec_dim": codec.embed_dim, "world_size": dist.world_size,
-            }, tcfg.keep_checkpoints)
+            })
 
     def end_of_epoch_validation() -> None:
         nonlocal best_loss

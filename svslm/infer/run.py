@@ -12,11 +12,10 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,19 @@ import torch
 from tqdm import tqdm
 
 from svslm.infer.conditions import REFERENCE_SLUG, Condition, get_condition
-from svslm.infer.config import ConditionConfig, InferConfig
+from svslm.infer.config import (
+    ConditionConfig,
+    InferConfig,
+    load_infer_config,
+    select_conditions,
+)
 from svslm.infer.pipeline import RecipePaths, Synthesizer
 from svslm.tokenize.svs_lb import phones_to_frames
 from svslm.utils.audio import SAMPLE_RATE, load_wav, save_wav
-from svslm.utils.config import to_dict
+from svslm.utils.config import ConfigError, to_dict
 from svslm.utils.fileio import atomic_path, atomic_write_json, read_kaldi_map
 from svslm.utils.jobs import JobSlice
+from svslm.utils.workers import process_executor
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +140,8 @@ def item_for(cond: Condition, utt: str, inputs: SplitInputs, needs_prompt: bool)
 _SYNTH: Synthesizer | None = None  # one per worker process, loaded once
 
 
-def _init_worker(paths: RecipePaths, config: InferConfig, names: list[str], threads: int) -> None:
+def _init_worker(paths: RecipePaths, config: InferConfig, names: list[str]) -> None:
     global _SYNTH
-    torch.set_num_threads(threads)
     _SYNTH = Synthesizer.from_recipe(paths, config, names)
 
 
@@ -410,6 +414,41 @@ def run_inference(
     return manifest
 
 
+def run_infer_stage(config_path: str, overrides: list[str] | None, conditions: list[str] | None,
+                    data_dir: str | Path | None, split: str, dump_dir: str | Path | None, lm_dir: str | Path | None,
+                    flow_root: str | Path | None, vocoder_dir: str | Path | None, out_dir: str | Path | None,
+                    nj: int = 1, job: JobSlice | None = None, print_flow_tags: bool = False) -> int:
+    """Stage 6's rendering as `svslm.bin.infer` runs it; returns the exit status. The config
+    (with `overrides`, cut to `conditions`) and any error are logged, not raised.
+    `print_flow_tags`: print the flows the selected conditions render with (what stage 4 must
+    train), one a line, and render nothing (the directories may then be None)."""
+    try:
+        config = load_infer_config(config_path, overrides)
+        if conditions:
+            config = select_conditions(config, conditions, config_path)
+    except (ConfigError, ValueError) as err:
+        log.error("%s: %s", config_path, err)
+        return 1
+    if print_flow_tags:
+        print("\n".join(config.flow_tags()))
+        return 0
+    try:
+        manifest = run_inference(config, config_path, Path(data_dir) / split, dump_dir, lm_dir, flow_root,
+                                 vocoder_dir, out_dir, nj=nj, job=job)
+    except (RuntimeError, ValueError, FileNotFoundError) as err:
+        log.error("%s", err)
+        return 1
+    if job is not None:
+        log.info("%s done; a run without --job writes the manifest", job)
+        return 0
+    for rec in manifest["conditions"]:
+        t = rec.get("timing", {})
+        rtf = f", RTF {t['rtf']:.3f}" if "rtf" in t else ""
+        log.info("%-18s %s%s", rec["name"], rec["status"] + (f" ({rec['reason']})" if rec.get("reason") else ""), rtf)
+    log.info("wrote %s/manifest.json", out_dir)
+    return 0
+
+
 def _add_timing(timing: dict[str, dict[str, float]], more: dict[str, dict[str, float]]) -> None:
     for name, t in more.items():
         if name in timing:
@@ -442,10 +481,7 @@ def _execute(tasks: list[tuple[str, list[Item]]], paths: RecipePaths, config: In
                 results.append(render_batch(synth, name, items, out_dir / "wav" / get_condition(name).slug))
                 bar.update(len(items))
             return results
-        # spawn, not fork: torch's thread pools do not survive a fork.
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(nj, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(paths, config, names, _threads_per_job(nj))) as pool:
+        with process_executor(nj, _init_worker, (paths, config, names), threads=_threads_per_job(nj)) as pool:
             futures = {pool.submit(_worker_batch, name, items, out_dir / "wav" / get_condition(name).slug): (name, items)
                        for name, items in tasks}
             for fut in as_completed(futures):

@@ -57,7 +57,7 @@ class SplitData:
         return np.asarray(self.targets[utt])
 
 
-def load_split(data_json: str | Path, need_targets: bool = True) -> SplitData:
+def read_data_json(data_json: str | Path, need_targets: bool = True) -> SplitData:
     data_json = Path(data_json)
     try:
         meta = json.loads(data_json.read_text(encoding="utf-8"))

@@ -1,6 +1,7 @@
 """Decoding `codec_ssl` tokens from a score and a speaker prompt with the fine-tuned LM.
 
-Python interface used by stage 3 (`svslm.bin.lm_decode`), stage 6 and `svslm sing`:
+Python interface used by stage 3 (`decode_split`, called by `svslm.bin.lm_decode`), stage 6 and
+`svslm sing`:
 
     model, vocab = load_lm("exp/lm/mini/best")
     tokens = decode(model, vocab, svs_lb=[["svs_a", "svs_60", ...]], prompts=[prompt], conf=DecodeConfig(), seed=0)
@@ -21,6 +22,7 @@ extra steps.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +31,18 @@ import torch
 from transformers import DynamicCache
 
 from svslm.lm.checkpoint import load_checkpoint
+from svslm.lm.data import read_data_json
 from svslm.lm.model import SpeechLM
 from svslm.lm.sequence import SequenceConfig, build_prefix
 from svslm.lm.vocab import SVS_PLACEHOLDER, Vocabulary
+from svslm.utils.device import resolve_device
+from svslm.utils.fileio import write_kaldi_map
+from svslm.utils.jobs import JobSlice
+from svslm.utils.shards import Shards
+
+log = logging.getLogger("svslm")
+
+SHARD_BATCHES = 4  # decoding batches per resumable shard
 
 
 @dataclass
@@ -178,3 +189,33 @@ def decode(
         for b, i in enumerate(idx):
             results[i] = local[b, : frames[i]].numpy().astype(np.int32)
     return results  # type: ignore[return-value]
+
+
+def decode_split(conf: DecodeConfig, model_dir: str | Path, data_json: str | Path, out_dir: str | Path,
+                 device: str = "auto", job: JobSlice | None = None) -> int:
+    """Stage 3's decoding of a split: `out_dir/codec_ssl.scp` over the resumable shards
+    `out_dir/data/codec_ssl.<k>.{ark,scp}` (svslm.utils.shards) of `SHARD_BATCHES` batches each;
+    a re-run decodes only the shards not finished. With `job`: only that job's shards, no merge.
+    Returns the utterances in codec_ssl.scp (0 for a job)."""
+    device = str(resolve_device(device))  # a device this machine lacks fails before any work
+    split = read_data_json(data_json, need_targets=False)
+    out_dir = Path(out_dir)
+    shards = Shards(out_dir / "data", "codec_ssl", list(split.utt_ids), conf.batch_size * SHARD_BATCHES)
+    model = vocab = None  # loaded when a shard is left to decode (a merging run may have none)
+    for k, utts in enumerate(shards.units):
+        if shards.done(k) or (job is not None and not job.owns(k)):
+            continue
+        if model is None:
+            model, vocab = load_lm(model_dir, device)
+        # One seed per shard: a resumed run gives the same tokens as an uninterrupted one.
+        tokens = decode(model, vocab, [split.svs_lb[u] for u in utts], [split.prompt(u) for u in utts],
+                        conf, seed=conf.seed + k)
+        shards.write(k, dict(zip(utts, tokens)))
+        log.info("decoded shard %d of %d (%d utterances)", k + 1, len(shards), len(utts))
+    if job is not None:
+        log.info("%s: decoded its shards of %d", job, len(shards))
+        return 0
+    lines = shards.merged()
+    write_kaldi_map(out_dir / "codec_ssl.scp", lines)
+    log.info("wrote %s: %d utterances", out_dir / "codec_ssl.scp", len(lines))
+    return len(lines)

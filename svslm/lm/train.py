@@ -1,9 +1,10 @@
 """Stage 3: fine-tune the speech LM with DeepSpeed; resumable; best-k selection by validation loss.
 
 Layout of `exp_dir` (docs/formats.md):
-    checkpoints/step<N>/   DeepSpeed checkpoint (model, optimizer, scheduler, client state);
-                           `complete` is written last, so a checkpoint without it is never resumed
-    snapshots/step<N>.pth  fp32 weights of the best-k validations
+    checkpoints/step<N>/   DeepSpeed checkpoint (model, optimizer, scheduler, client state) in
+                           svslm.utils.checkpoint's layout: `complete` is written last, so a
+                           checkpoint without it is never resumed
+    snapshots/step<N>.pth  fp32 weights of the best-k validations (BestSnapshots)
     best/                  config.yaml + model.pth (ESPnet-SpeechLM format): the average (or the
                            best) of the kept snapshots
     tensorboard/, train.log
@@ -15,7 +16,6 @@ import json
 import logging
 import math
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,18 +30,22 @@ from svslm.lm.data import (
     DataError,
     SVSDataset,
     epoch_order,
-    load_split,
     make_batches,
+    read_data_json,
     steps_per_epoch,
 )
 from svslm.lm.model import SpeechLM
 from svslm.lm.sequence import Batch, collate
+from svslm.utils.checkpoint import (
+    BestSnapshots,
+    CheckpointDir,
+    rng_state,
+    set_rng_state,
+)
 from svslm.utils.config import save_config
-from svslm.utils.fileio import atomic_path, atomic_write_json
+from svslm.utils.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
-
-COMPLETE = "complete"  # marker file: the last thing written into a checkpoint directory
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -102,25 +106,6 @@ def check_geometry(conf: LMRecipeConfig, model: SpeechLM, init_dir: Path, config
                          f"checkpoint's; remove `model:` or fix it):\n  " + "\n  ".join(diff))
 
 
-def complete_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
-    """(step, dir) of checkpoints whose completeness marker exists, oldest first."""
-    found = []
-    for d in ckpt_dir.glob("step*"):
-        if (d / COMPLETE).is_file() and d.name[4:].isdigit():
-            found.append((int(d.name[4:]), d))
-    return sorted(found)
-
-
-def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-
-
 class Trainer:
     def __init__(self, conf: LMRecipeConfig, config_path: Path, init_dir: Path,
                  train_json: Path, valid_json: Path, exp_dir: Path):
@@ -129,8 +114,8 @@ class Trainer:
         self.conf = conf
         self.tc = conf.train
         self.exp_dir = exp_dir
-        self.ckpt_dir = exp_dir / "checkpoints"
-        self.snap_dir = exp_dir / "snapshots"
+        self.checkpoints = CheckpointDir(exp_dir / "checkpoints", self.tc.keep_checkpoints)
+        self.snapshots = BestSnapshots(exp_dir / "snapshots", self.tc.keep_best)
         random.seed(self.tc.seed)
         np.random.seed(self.tc.seed)
         torch.manual_seed(self.tc.seed)
@@ -141,8 +126,8 @@ class Trainer:
         if self.tc.activation_checkpointing:
             self.model.corelm.decoders.model.activation_checkpointing_enable()
         vocab = self.model.vocab
-        self.train_set = SVSDataset(load_split(train_json), vocab, conf.sequence, self.tc.seed)
-        self.valid_set = SVSDataset(load_split(valid_json), vocab, conf.sequence, self.tc.seed)
+        self.train_set = SVSDataset(read_data_json(train_json), vocab, conf.sequence, self.tc.seed)
+        self.valid_set = SVSDataset(read_data_json(valid_json), vocab, conf.sequence, self.tc.seed)
         for ds in (self.train_set, self.valid_set):
             ds.check()  # every bad utterance reported before any compute is spent
         self.train_batches = make_batches(self.train_set.lengths, self.tc.batch_bins, self.tc.max_batch_size)
@@ -182,34 +167,32 @@ class Trainer:
     # ---- resuming ----
     def resume(self) -> bool:
         """Load the latest complete checkpoint, if any; incomplete ones are left unused."""
-        found = complete_checkpoints(self.ckpt_dir)
-        for d in self.ckpt_dir.glob("step*"):
-            if not (d / COMPLETE).is_file():
-                log.warning("ignoring incomplete checkpoint %s (no '%s' marker)", d, COMPLETE)
-        if not found:
+        d = self.checkpoints.latest()
+        if d is None:
             return False
-        d = found[-1][1]
-        _, client = self.engine.load_checkpoint(str(self.ckpt_dir), tag=d.name)
+        _, client = self.engine.load_checkpoint(str(self.checkpoints.root), tag=d.name)
         if client is None:
             raise RuntimeError(f"{d}: DeepSpeed could not load this checkpoint")
         self.state = TrainState(**client["train_state"])
         self.state.best = [tuple(b) for b in self.state.best]
-        _set_rng_state(client["rng"])
+        self.snapshots.ranking = list(self.state.best)
+        set_rng_state(client["rng"])
         log.info("resumed from %s: step %d, epoch %d, batch %d", d, self.state.step, self.state.epoch, self.state.batch_pos)
         return True
 
     def save(self) -> None:
-        tag = f"step{self.state.step}"
-        target = self.ckpt_dir / tag
-        if target.exists():  # a leftover of a run killed while writing this very checkpoint
-            shutil.rmtree(target)
-        client = {"train_state": self.state.__dict__, "rng": _rng_state()}
-        self.engine.save_checkpoint(str(self.ckpt_dir), tag=tag, client_state=client, save_latest=False)
+        """DeepSpeed writes the engine's state (every process its part) into the directory
+        the checkpoint manager names; the manager marks it complete and rotates."""
+        step = self.state.step
         if self.rank == 0:
-            with atomic_path(target / COMPLETE) as tmp:
-                tmp.write_text(json.dumps({"step": self.state.step, "time": time.time()}) + "\n")
-            for _, old in complete_checkpoints(self.ckpt_dir)[: -self.tc.keep_checkpoints]:
-                shutil.rmtree(old)
+            self.checkpoints.begin(step)
+        torch.distributed.barrier()  # the directory is empty before anyone writes into it
+        client = {"train_state": self.state.__dict__, "rng": rng_state()}
+        self.engine.save_checkpoint(str(self.checkpoints.root), tag=self.checkpoints.path(step).name,
+                                    client_state=client, save_latest=False)
+        torch.distributed.barrier()  # every process's files are written
+        if self.rank == 0:
+            self.checkpoints.finish(step)
         torch.distributed.barrier()
 
     # ---- one batch ----
@@ -243,16 +226,8 @@ class Trainer:
     # ---- best-k ----
     def keep_snapshot(self, valid_loss: float) -> None:
         """Keep the weights of this validation if it is among the best k."""
-        best = sorted(self.state.best + [(valid_loss, self.state.step)])
-        kept, dropped = best[: self.tc.keep_best], best[self.tc.keep_best :]
-        if (valid_loss, self.state.step) in kept and self.rank == 0:
-            state = {k: v.detach().float().cpu() for k, v in self.engine.module.state_dict().items()}
-            with atomic_path(self.snap_dir / f"step{self.state.step}.pth") as tmp:
-                torch.save(state, tmp)
-        if self.rank == 0:
-            for _, step in dropped:
-                (self.snap_dir / f"step{step}.pth").unlink(missing_ok=True)
-        self.state.best = kept
+        self.snapshots.offer(valid_loss, self.state.step, self.engine.module.state_dict, write=self.rank == 0)
+        self.state.best = list(self.snapshots.ranking)
 
     def write_best(self) -> None:
         if self.rank != 0:
@@ -260,11 +235,7 @@ class Trainer:
         if not self.state.best:
             raise RuntimeError("no validation was run, so there is no best model")
         chosen = self.state.best if self.tc.best_mode == "average" else self.state.best[:1]
-        avg: dict[str, torch.Tensor] = {}
-        for _, step in chosen:
-            state = torch.load(self.snap_dir / f"step{step}.pth", map_location="cpu", weights_only=True)
-            for k, v in state.items():
-                avg[k] = avg.get(k, 0) + v / len(chosen)
+        avg = self.snapshots.average(len(chosen))
         extra = {"svslm_best": {"mode": self.tc.best_mode, "steps": [s for _, s in chosen],
                                 "valid_loss": [loss for loss, _ in chosen]}}
         save_checkpoint(self.model, self.exp_dir / "best", state=avg, extra=extra)

@@ -13,13 +13,12 @@ One interface (`CodecTokenizer`), two backends:
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
+from svslm.tokenize.config import CodecConfig
 from svslm.tokenize.espnet_load import import_task, load_espnet_model
 from svslm.tokenize.kmeans import fit_kmeans, nearest, sample_frames
 from svslm.utils.audio import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE
@@ -29,20 +28,6 @@ from svslm.utils.fileio import atomic_save_npy
 from svslm.utils.mel import MelConfig, griffin_lim, mel_spectrogram
 
 N_CODEBOOKS = 8
-
-
-@dataclass
-class CodecConfig:
-    backend: Literal["mini", "espnet"] = "mini"  # mini: fitted here on the training audio; espnet: ESPnet-Codec DAC checkpoint
-    codebook_size: int = 1024  # codes per codebook (mini fits this many; espnet checks its checkpoint has it)
-    max_fit_frames: int = 200000  # mini: frames sampled from the training audio to fit the codebooks (0 = all)
-    kmeans_batch_size: int = 4096  # mini: MiniBatchKMeans batch size
-    kmeans_n_init: int = 3  # mini: k-means restarts per codebook, the best kept
-    seed: int = 0  # mini: seed of the frame sample and of k-means
-    griffin_lim_iters: int = 32  # mini: Griffin-Lim iterations of the decoder
-    model_file: str = ""  # espnet: the codec checkpoint (.pth)
-    config_file: str = ""  # espnet: the codec's training config.yaml
-    device: str = "auto"  # espnet: torch device of the codec (auto = CUDA when present; svslm.utils.device)
 
 
 class CodecTokenizer(abc.ABC):

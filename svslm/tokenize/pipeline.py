@@ -4,9 +4,10 @@ Steps, each skipped on a re-run when its output is complete and up to date:
 1. Tokenizers: the codec and the SSL k-means are fitted once on the training split (or, for
    the espnet/pretrained back ends, configured) and saved under dump/tokenizers/{codec,ssl}/.
 2. Token lists: dump/token_list/svs_lb.txt and codec_ssl.txt.
-3. Shards: each split's utterances, sorted, in shards of `shard_size`; a worker pool (--nj)
-   tokenizes shards into dump/<split>/data/codec_ssl.<k>.{ark,scp} plus the shard's svs_lb
-   lines, frame counts and bad utterances. A shard whose scp exists is finished.
+3. Shards (svslm.utils.shards): each split's utterances, sorted, in shards of `shard_size`; a
+   worker pool (--nj, svslm.utils.workers) tokenizes shards into
+   dump/<split>/data/codec_ssl.<k>.{ark,scp} plus the shard's svs_lb lines, frame counts and bad
+   utterances. A shard whose files cover its utterances is finished.
 4. Per split: merged codec_ssl.scp, svs_lb, utt2num_frames, speaker prompts (prompt.scp,
    utt2prompt) and data.json.
 Bad utterances (unreadable audio, a score that does not fit the audio, a missing score or
@@ -18,15 +19,14 @@ step 3 for its shards (svslm.utils.jobs); a last run without `job` finds them do
 """
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -38,13 +38,13 @@ from tqdm import tqdm
 from svslm.data.phonemes import PHONEMES
 from svslm.lm.vocab import codec_ssl_tokens
 from svslm.tokenize.codec import (
-    CodecConfig,
     CodecTokenizer,
     EspnetCodec,
     MiniCodec,
     load_codec,
     log_mel_frames,
 )
+from svslm.tokenize.config import TokenizeConfig
 from svslm.tokenize.prompts import choose_prompts, fit_length
 from svslm.tokenize.ssl import FEATURES, SSLConfig, SSLTokenizer, load_ssl_tokenizer
 from svslm.tokenize.svs_lb import build_token_list, score_to_tokens
@@ -52,7 +52,6 @@ from svslm.utils.audio import SAMPLE_RATE, load_wav
 from svslm.utils.config import save_config, to_dict
 from svslm.utils.fileio import (
     atomic_dir,
-    atomic_path,
     atomic_write_json,
     atomic_write_text,
     read_kaldi_map,
@@ -60,29 +59,12 @@ from svslm.utils.fileio import (
 )
 from svslm.utils.jobs import JobSlice
 from svslm.utils.mel import MelConfig
+from svslm.utils.shards import Shards, write_ark_scp
+from svslm.utils.workers import process_pool
 
 log = logging.getLogger("svslm")
 
 TASK = "svs"
-
-
-@dataclass
-class SvsLbConfig:
-    layout: Literal["frame", "fork"] = "frame"  # frame: drift-free, 2 tokens per frame; fork: the paper's fork (placeholders, per-phone rounding)
-    max_mismatch: int = 2  # frames a score may differ from its audio before the utterance is bad
-
-
-@dataclass
-class TokenizeConfig:
-    splits: list[str] = field(default_factory=lambda: ["train", "dev", "test"])  # data/<split> directories to tokenize
-    fit_split: str = "train"  # the split the codec and SSL k-means are fitted on
-    svs_lb: SvsLbConfig = field(default_factory=SvsLbConfig)  # score tokens
-    codec: CodecConfig = field(default_factory=CodecConfig)  # codec tokenizer
-    ssl: SSLConfig = field(default_factory=SSLConfig)  # SSL tokenizer
-    prompt_frames: int = 500  # speaker prompt length in frames (500 in the paper)
-    prompt_seed: int = 0  # seed of the prompt choice
-    shard_size: int = 100  # utterances per shard (the unit of parallel work and of resuming)
-    skip_bad: bool = False  # false: fail listing every bad utterance; true: continue without them
 
 
 class BadUtterancesError(RuntimeError):
@@ -207,7 +189,7 @@ def prepare_tokenizers(cfg: TokenizeConfig, fit_data: SplitData, tokenizer_dir: 
     jobs = [(fit_data.wavs[utts[i]], fit_codec, fit_ssl) for i in order]
     mels, feats, n_frames = [], [], 0
     log.info("fitting the %s on the '%s' split (%d utterances available)", what, fit_data.name, len(utts))
-    with _pool(nj, cfg, fit=(fit_codec, fit_ssl)) as pool:
+    with _pool(nj, cfg.ssl if fit_ssl else None, None) as pool:
         results = pool.imap(_fit_features, jobs) if pool else map(_fit_features, jobs)
         for mel, feat in tqdm(results, total=len(jobs), desc="features for fitting", mininterval=2):
             if mel is not None:
@@ -242,9 +224,6 @@ _WORKER: dict = {}
 def _init_worker(ssl_config: SSLConfig | None, tokenizer_dir: str | None) -> None:
     """Fitting workers get the SSL feature extractor (when the SSL k-means is being fitted);
     tokenizing workers load the saved tokenizers."""
-    import torch
-
-    torch.set_num_threads(1)  # parallelism comes from --nj processes
     if ssl_config is not None:
         _WORKER["ssl_features"] = FEATURES[ssl_config.backend](ssl_config)
     if tokenizer_dir is not None:
@@ -252,60 +231,38 @@ def _init_worker(ssl_config: SSLConfig | None, tokenizer_dir: str | None) -> Non
         _WORKER["ssl"] = load_ssl_tokenizer(Path(tokenizer_dir) / "ssl")
 
 
-class _pool:
-    """A multiprocessing pool of `nj` workers, or None (work in this process) when nj <= 1."""
-
-    def __init__(self, nj: int, cfg: TokenizeConfig, tokenizer_dir: Path | None = None,
-                 fit: tuple[bool, bool] = (False, False)):
-        self.nj = nj
-        self.args = (cfg.ssl if fit[1] else None, str(tokenizer_dir) if tokenizer_dir else None)
-        self.pool = None
-
-    def __enter__(self):
-        if self.nj > 1:
-            self.pool = multiprocessing.get_context("fork").Pool(self.nj, _init_worker, self.args)
-        else:
-            _init_worker(*self.args)
-        return self.pool
-
-    def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+@contextlib.contextmanager
+def _pool(nj: int, ssl_config: SSLConfig | None, tokenizer_dir: Path | None):
+    """`nj` workers (one torch thread each: parallelism comes from --nj processes), or None when
+    nj <= 1: the work then runs in this process, set up the same way."""
+    args = (ssl_config, str(tokenizer_dir) if tokenizer_dir else None)
+    if nj <= 1:
+        _init_worker(*args)
+        yield None
+        return
+    with process_pool(nj, _init_worker, args) as pool:
+        yield pool
 
 
 # ---------------------------------------------------------------------------------------------
 # Step 3: shards
 
 
+def split_shards(split_dir: Path, utts: list[str], shard_size: int) -> Shards:
+    """A split's shards: dump/<split>/data/codec_ssl.<k>.{ark,scp} with svs_lb.<k>,
+    num_frames.<k> and bad.<k> (the utterances left out, with their reasons)."""
+    return Shards(split_dir / "data", "codec_ssl", utts, shard_size,
+                  side_files=("svs_lb", "num_frames", "bad"), failures="bad")
+
+
 @dataclass
 class ShardJob:
-    split_dir: str  # dump/<split>
+    shards: Shards  # the split's
     index: int
-    utts: list[str]
     wavs: dict[str, str]
     phones: dict[str, list[dict]]
     layout: str
     max_mismatch: int
-
-
-def _shard_paths(split_dir: Path, index: int) -> dict[str, Path]:
-    data = split_dir / "data"
-    return {
-        "ark": data / f"codec_ssl.{index}.ark",
-        "scp": data / f"codec_ssl.{index}.scp",
-        "svs_lb": data / f"svs_lb.{index}",
-        "num_frames": data / f"num_frames.{index}",
-        "bad": data / f"bad.{index}",
-    }
-
-
-def _shard_done(split_dir: Path, index: int, utts: list[str]) -> bool:
-    paths = _shard_paths(split_dir, index)
-    if not all(p.is_file() for p in paths.values()):
-        return False
-    done = set(read_kaldi_map(paths["scp"])) | set(read_kaldi_map(paths["bad"]))
-    return done == set(utts)
 
 
 def tokenize_utterance(codec: CodecTokenizer, ssl: SSLTokenizer, wav: np.ndarray, phones: list[dict],
@@ -327,11 +284,11 @@ def tokenize_utterance(codec: CodecTokenizer, ssl: SSLTokenizer, wav: np.ndarray
     return codec_ssl, tokens
 
 
-def _tokenize_shard(job: ShardJob) -> tuple[str, int, int]:
+def _tokenize_shard(job: ShardJob) -> tuple[int, int]:
     """Worker: tokenize one shard and write its files (the scp last: it marks the shard done)."""
     codec, ssl = _WORKER["codec"], _WORKER["ssl"]
     arrays, svs_lb, num_frames, bad = {}, {}, {}, {}
-    for utt in job.utts:
+    for utt in job.shards.units[job.index]:
         try:
             wav = load_wav(job.wavs[utt], sample_rate=SAMPLE_RATE)
             codec_ssl, tokens = tokenize_utterance(
@@ -341,46 +298,12 @@ def _tokenize_shard(job: ShardJob) -> tuple[str, int, int]:
             bad[utt] = f"{type(err).__name__}: {err}"
             continue
         arrays[utt], svs_lb[utt], num_frames[utt] = codec_ssl, " ".join(tokens), str(len(codec_ssl))
-    paths = _shard_paths(Path(job.split_dir), job.index)
-    write_kaldi_map(paths["svs_lb"], svs_lb)
-    write_kaldi_map(paths["num_frames"], num_frames)
-    write_kaldi_map(paths["bad"], {u: r.replace("\n", " ") for u, r in bad.items()})
-    write_ark_scp(paths["ark"], paths["scp"], arrays)
-    return job.split_dir, len(arrays), len(bad)
-
-
-def write_ark_scp(ark: Path, scp: Path, arrays: dict[str, np.ndarray]) -> None:
-    """kaldiio ark + scp, both renamed into place, the scp last (so an scp means a complete ark)."""
-    ark.parent.mkdir(parents=True, exist_ok=True)
-    tmp_ark = ark.with_name(f".{ark.name}.{os.getpid()}.tmp")
-    try:
-        with atomic_path(scp) as tmp_scp:
-            kaldiio.save_ark(str(tmp_ark), {k: arrays[k] for k in sorted(arrays)}, scp=str(tmp_scp),
-                             write_function="numpy")
-            # kaldiio wrote the temporary ark's name into the scp: point it at the final name
-            lines = tmp_scp.read_text(encoding="utf-8").splitlines()
-            tmp_scp.write_text(
-                "".join(f"{line.split(maxsplit=1)[0]} {ark}:{line.rsplit(':', 1)[1]}\n" for line in lines),
-                encoding="utf-8",
-            )
-            os.replace(tmp_ark, ark)
-    finally:
-        tmp_ark.unlink(missing_ok=True)
+    job.shards.write(job.index, arrays, {"svs_lb": svs_lb, "num_frames": num_frames, "bad": bad})
+    return len(arrays), len(bad)
 
 
 # ---------------------------------------------------------------------------------------------
 # Step 4: per-split outputs
-
-
-def _merge_shards(split_dir: Path, n_shards: int) -> tuple[dict, dict, dict, dict]:
-    scp, svs_lb, num_frames, bad = {}, {}, {}, {}
-    for k in range(n_shards):
-        paths = _shard_paths(split_dir, k)
-        scp.update(read_kaldi_map(paths["scp"]))
-        svs_lb.update(read_kaldi_map(paths["svs_lb"]))
-        num_frames.update({u: int(n) for u, n in read_kaldi_map(paths["num_frames"]).items()})
-        bad.update(read_kaldi_map(paths["bad"]))
-    return scp, svs_lb, num_frames, bad
 
 
 def write_prompts(split_dir: Path, scp: dict[str, str], utt2spk: dict[str, str], length: int, seed: int) -> dict[str, str]:
@@ -494,23 +417,20 @@ def run_tokenize(cfg: TokenizeConfig, data_dir: str | Path, dump_dir: str | Path
     if part == "prepare":
         return {}
 
-    jobs, n_shards = [], {}
+    jobs, shards_of = [], {}
     unit = 0  # the shards of all splits in order: the work units of a job array
     for split in splits:
-        split_dir = dump_dir / split.name
-        utts = sorted(split.wavs)
-        shards = [utts[i : i + cfg.shard_size] for i in range(0, len(utts), cfg.shard_size)]
-        n_shards[split.name] = len(shards)
-        for k, shard in enumerate(shards):
+        shards = shards_of[split.name] = split_shards(dump_dir / split.name, list(split.wavs), cfg.shard_size)
+        for k, shard in enumerate(shards.units):
             mine, unit = job is None or job.owns(unit), unit + 1
-            if mine and not _shard_done(split_dir, k, shard):
-                jobs.append(ShardJob(str(split_dir), k, shard, {u: split.wavs[u] for u in shard},
+            if mine and not shards.done(k):
+                jobs.append(ShardJob(shards, k, {u: split.wavs[u] for u in shard},
                                      {u: split.phones[u] for u in shard}, cfg.svs_lb.layout, cfg.svs_lb.max_mismatch))
     n_mine = unit if job is None else len(job.select(range(unit)))
     log.info("%s%d shards to tokenize (%d already done) with %d jobs", f"{job}: " if job else "",
              len(jobs), n_mine - len(jobs), nj)
     if jobs:
-        with _pool(min(nj, len(jobs)), cfg, tokenizer_dir) as pool:
+        with _pool(min(nj, len(jobs)), None, tokenizer_dir) as pool:
             results = pool.imap_unordered(_tokenize_shard, jobs) if pool else map(_tokenize_shard, jobs)
             for _ in tqdm(results, total=len(jobs), desc="tokenizing shards", mininterval=2):
                 pass
@@ -520,7 +440,9 @@ def run_tokenize(cfg: TokenizeConfig, data_dir: str | Path, dump_dir: str | Path
     all_bad, n_good = {}, {}
     for split in splits:
         split_dir = dump_dir / split.name
-        scp, svs_lb, num_frames, bad = _merge_shards(split_dir, n_shards[split.name])
+        shards = shards_of[split.name]
+        scp, svs_lb, bad = shards.merged(), shards.merged("svs_lb"), shards.merged("bad")
+        num_frames = {u: int(n) for u, n in shards.merged("num_frames").items()}
         bad = {**split.bad, **bad}
         all_bad.update({f"{split.name}/{u}": r for u, r in bad.items()})
         write_kaldi_map(split_dir / "codec_ssl.scp", scp)

@@ -1,7 +1,7 @@
 """Job arrays: job J of N (1-based, as `JOB=1:N` in cmd.sh's runners) takes every N-th work unit.
 
 A stage that runs as N jobs splits its work into units that are resumable on their own (stage 2's
-shards, stage 3's decoding chunks, stage 6's utterances); job J does the units i with
+shards, stage 3's decoding shards, stage 6's utterances); job J does the units i with
 i % N == J - 1 and writes only their files; a last run without --job merges them (and does any
 unit a killed job left undone). Units are split round-robin so that sorted, similar-length work
 spreads evenly over the jobs.

@@ -73,10 +73,6 @@ class VocoderTrainConfig:
     keep_checkpoints: int = 3  # newest checkpoints kept on disk
     max_valid_utts: int = 50  # dev utterances scored per validation (the first ones, sorted)
     n_audio_samples: int = 3  # dev utterances whose audio and mel images go to tensorboard
-    # Fine-tuning on the flow model's outputs: a Kaldi map `<utt> <path>` of predicted mels
-    # (float32 [n_mels, T] as .npy or a kaldiio ark entry) for data/train utterances; the
-    # generator then learns to map them to the real audio. Empty = ground-truth mel.
-    finetune_mel_scp: str | None = None
     # A vocoder exp dir whose newest generator and discriminator weights this training starts
     # from (fine-tuning); optimisers and the step count start anew.
     init_from: str | None = None

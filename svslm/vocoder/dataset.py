@@ -1,8 +1,7 @@
 """Training segments for the vocoder: aligned (input mel, waveform) pairs cut from utterances.
 
-The input mel is either the ground truth, cropped so that it equals the whole utterance's mel
-(what the vocoder sees at inference), or a predicted mel of the same utterance (fine-tuning on
-the flow model's outputs). Randomness is a function of (seed, epoch) only, so an interrupted
+The input mel is the ground truth, cropped so that it equals the whole utterance's mel (what the
+vocoder sees at inference). Randomness is a function of (seed, epoch) only, so an interrupted
 training resumes mid-epoch with exactly the segments it would have drawn.
 """
 from __future__ import annotations
@@ -11,7 +10,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import kaldiio
 import numpy as np
 import soundfile as sf
 import torch
@@ -24,46 +22,29 @@ from svslm.vocoder.source import frame_f0
 
 log = logging.getLogger("svslm")
 
-MAX_MEL_MISMATCH = 2  # frames a predicted mel may differ from the audio's N // hop
-
-
 class DataError(ValueError):
     """Training data that cannot be used; the message lists every bad utterance."""
 
 
 @dataclass
-class Utterance:
+class VocoderUtterance:
+    """A recording the vocoder cuts training segments from (svslm.data.utterance.Utterance is the
+    annotated score of stage 1; this is only audio and its length)."""
+
     utt: str
     wav_path: str
-    n_frames: int  # mel frames used: N // hop, or the shorter of audio and predicted mel
-    mel_path: str | None = None  # predicted mel (fine-tuning); None = ground truth
+    n_frames: int  # mel frames: N // hop
 
 
-def load_mel_array(path: str) -> np.ndarray:
-    """A stored mel float32 [n_mels, T]: a .npy file or a kaldiio ark entry (`file.ark:offset`)."""
-    return np.asarray(np.load(path) if path.endswith(".npy") else kaldiio.load_mat(path), dtype=np.float32)
+def read_utterances(wav_scp: Path, mel: MelConfig, min_frames: int) -> list[VocoderUtterance]:
+    """The usable utterances of `wav_scp`, sorted by id.
 
-
-def read_utterances(
-    wav_scp: Path, mel: MelConfig, min_frames: int, mel_scp: Path | None = None
-) -> list[Utterance]:
-    """The usable utterances of `wav_scp` (and `mel_scp`), sorted by id.
-
-    Utterances shorter than `min_frames` are skipped with a warning. Unreadable audio, a wrong
-    sample rate, or a predicted mel of the wrong shape are errors, all reported together.
+    Utterances shorter than `min_frames` are skipped with a warning. Unreadable audio or a wrong
+    sample rate are errors, all reported together.
     """
     wavs = read_kaldi_map(wav_scp)
-    mels = read_kaldi_map(mel_scp) if mel_scp is not None else None
     bad, short, items = [], [], []
-    if mels is not None:
-        missing = sorted(set(wavs) - set(mels))
-        if missing:
-            log.warning("%s: no predicted mel for %d utterances of %s (skipped): %s",
-                        mel_scp, len(missing), wav_scp, " ".join(missing[:20]))
-        bad += [f"{utt}: in {mel_scp} but not in {wav_scp}" for utt in sorted(set(mels) - set(wavs))]
     for utt in sorted(wavs):
-        if mels is not None and utt not in mels:
-            continue
         try:
             info = sf.info(wavs[utt])
         except Exception as err:  # soundfile raises several types for unreadable files
@@ -73,22 +54,10 @@ def read_utterances(
             bad.append(f"{utt}: {wavs[utt]} is {info.samplerate} Hz, the mel needs {mel.sample_rate} Hz")
             continue
         n_frames = info.frames // mel.hop_length
-        mel_path = None
-        if mels is not None:
-            mel_path = mels[utt]
-            try:
-                shape = load_mel_array(mel_path).shape
-            except Exception as err:
-                bad.append(f"{utt}: unreadable mel {mel_path} ({err})")
-                continue
-            if len(shape) != 2 or shape[0] != mel.n_mels or abs(shape[1] - n_frames) > MAX_MEL_MISMATCH:
-                bad.append(f"{utt}: mel {mel_path} has shape {shape}, expected [{mel.n_mels}, {n_frames}]")
-                continue
-            n_frames = min(n_frames, shape[1])
         if n_frames < min_frames:
             short.append(utt)
             continue
-        items.append(Utterance(utt, wavs[utt], n_frames, mel_path))
+        items.append(VocoderUtterance(utt, wavs[utt], n_frames))
     if bad:
         raise DataError(f"{len(bad)} bad utterance(s) for the vocoder:\n  " + "\n  ".join(bad))
     if short:
@@ -117,7 +86,7 @@ class SegmentDataset(Dataset):
     F0 (for a generator with a harmonic source) is analysed once per utterance, when first drawn,
     and kept: 50 floats a second."""
 
-    def __init__(self, utterances: list[Utterance], mel: MelConfig, segment_frames: int, with_f0: bool = False):
+    def __init__(self, utterances: list[VocoderUtterance], mel: MelConfig, segment_frames: int, with_f0: bool = False):
         self.utterances = utterances
         self.mel = mel
         self.segment_frames = segment_frames
@@ -133,10 +102,7 @@ class SegmentDataset(Dataset):
         hop, frames = self.mel.hop_length, self.segment_frames
         wav = load_wav(item.wav_path)
         start = int(np.random.default_rng(seed).integers(0, item.n_frames - frames + 1))
-        if item.mel_path is None:
-            mel = ground_truth_mel_segment(wav, start, frames, self.mel)
-        else:
-            mel = load_mel_array(item.mel_path)[:, start:start + frames]
+        mel = ground_truth_mel_segment(wav, start, frames, self.mel)
         segment = wav[start * hop:(start + frames) * hop]
         f0 = np.zeros(0, dtype=np.float32)
         if self.with_f0:

@@ -1,10 +1,11 @@
-"""HiFi-GAN training loop (stage 5): ground-truth or predicted mel -> waveform.
+"""HiFi-GAN training loop (stage 5): ground-truth mel -> waveform.
 
 One step = a discriminator update on detached generated audio, then a generator update with
 LSGAN + 2 x feature matching + 45 x mel L1 (HiFi-GAN V1). The learning rate decays by
-`lr_decay` after every epoch. Checkpoints hold generator, discriminators and optimisers; the
-newest one is resumed from, and since the data order is a function of (seed, epoch) a resumed
-run continues exactly where the interrupted one stopped.
+`lr_decay` after every epoch. Checkpoints (`checkpoints/step<N>/`, svslm.utils.checkpoint) hold
+generator, discriminators, optimisers and every process's RNG state; the newest one is resumed
+from, and since the data order is a function of (seed, epoch) a resumed run continues exactly
+where the interrupted one stopped.
 
 Under `torchrun` the processes split every (global) batch evenly and DistributedDataParallel
 averages the gradients, so N processes train what one process does with the same batch; the
@@ -15,7 +16,6 @@ scaler); losses and the mel of the mel loss are computed in fp32.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +28,15 @@ from tqdm import tqdm
 
 from svslm.utils import distributed
 from svslm.utils.audio import load_wav
+from svslm.utils.checkpoint import (
+    STATE_FILE,
+    CheckpointDir,
+    restore_rng_per_rank,
+    rng_state,
+)
 from svslm.utils.config import ConfigError, from_dict, save_config, to_dict
 from svslm.utils.fileio import atomic_path
-from svslm.utils.mel import check_same_mel, mel_spectrogram
+from svslm.utils.mel import MelConfig, check_same_mel, mel_spectrogram
 from svslm.vocoder.config import VocoderConfig
 from svslm.vocoder.dataset import SegmentDataset, epoch_batches, read_utterances
 from svslm.vocoder.losses import (
@@ -44,25 +50,17 @@ from svslm.vocoder.source import f0_loss, frame_f0
 
 log = logging.getLogger("svslm")
 
-CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)\.pt$")
-
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest checkpoint in `ckpt_dir` (files are written atomically, so each one is whole)."""
-    found = sorted(
-        (int(m.group(1)), p) for p in ckpt_dir.glob("checkpoint_*.pt") if (m := CHECKPOINT_RE.match(p.name))
-    )
-    return found[-1][1] if found else None
-
-
-def save_checkpoint(ckpt_dir: Path, state: dict, keep: int) -> Path:
-    path = ckpt_dir / f"checkpoint_{state['step']:08d}.pt"
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    older = sorted(p for p in ckpt_dir.glob("checkpoint_*.pt") if CHECKPOINT_RE.match(p.name) and p != path)
-    for stale in older[: max(0, len(older) - (keep - 1))]:
-        stale.unlink()
-    return path
+    """The state file of the newest complete checkpoint in `ckpt_dir`, or else of the newest
+    `checkpoint_<step>.pt`: the single-file layout of vocoders trained before
+    svslm.utils.checkpoint, which the mini model zoo (local/mini_zoo) ships."""
+    latest = CheckpointDir(ckpt_dir).latest()
+    if latest is not None:
+        return latest / STATE_FILE
+    legacy = sorted((int(p.stem.split("_", 1)[1]), p) for p in ckpt_dir.glob("checkpoint_*.pt")
+                    if p.stem.split("_", 1)[1].isdigit())
+    return legacy[-1][1] if legacy else None
 
 
 def check_resumable(cfg: VocoderConfig, exp_dir: Path) -> None:
@@ -130,8 +128,7 @@ class Trainer:
         self.scaler = distributed.grad_scaler(tc.precision, self.device)  # one for both, as torch.amp advises
         self.step = 0
 
-        mel_scp = Path(tc.finetune_mel_scp) if tc.finetune_mel_scp else None
-        train_utts = read_utterances(data_dir / "train" / "wav.scp", cfg.mel, tc.segment_frames, mel_scp)
+        train_utts = read_utterances(data_dir / "train" / "wav.scp", cfg.mel, tc.segment_frames)
         if len(train_utts) < tc.batch_size:
             raise ConfigError(
                 f"{data_dir}/train has {len(train_utts)} usable utterances, fewer than "
@@ -143,9 +140,8 @@ class Trainer:
         dev_utts = read_utterances(data_dir / "dev" / "wav.scp", cfg.mel, min_frames=1)
         self.dev_utts = dev_utts[: tc.max_valid_utts]
         self.dev_f0: dict[str, np.ndarray] = {}  # the recordings' F0, analysed at the first validation
-        log.info("train: %d utterances (%s mel), %d steps per epoch of global batch %d on %d process(es); "
-                 "dev: %d utterances for validation", len(train_utts), "predicted" if mel_scp else "ground-truth",
-                 self.steps_per_epoch, tc.batch_size, dist.world_size, len(self.dev_utts))
+        log.info("train: %d utterances, %d steps per epoch of global batch %d on %d process(es); "
+                 "dev: %d utterances for validation", len(train_utts), self.steps_per_epoch, tc.batch_size, dist.world_size, len(self.dev_utts))
 
     def wrap(self) -> None:
         """The DDP-wrapped update modules; called once the weights are loaded (DDP broadcasts
@@ -156,7 +152,6 @@ class Trainer:
     # ---- checkpoints ----
     def state(self) -> dict:
         """Every process takes part (its RNG states are gathered); rank 0 writes the result."""
-        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         return {
             "step": self.step,
             "generator": self.generator.state_dict(),
@@ -167,8 +162,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             # The harmonic source draws noise and phases: a resumed run continues the same draws,
             # one stream per process.
-            "rng": self.dist.gather(torch.get_rng_state()),
-            "cuda_rng": self.dist.gather(cuda_rng),
+            "rng": self.dist.gather(rng_state()),
             "world_size": self.dist.world_size,
         }
 
@@ -181,19 +175,14 @@ class Trainer:
         self.step = state["step"]
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        rank, world = self.dist.rank, self.dist.world_size
-        rng = state.get("rng", [])  # checkpoints written before the RNG state was saved have none
-        rng = [rng] if isinstance(rng, torch.Tensor) else rng  # one process's, before data parallelism
-        if len(rng) == world:
-            torch.set_rng_state(rng[rank].cpu())
-            cuda_rng = state.get("cuda_rng") or []
-            if self.device.type == "cuda" and len(cuda_rng) == world and isinstance(cuda_rng[rank], torch.Tensor):
-                torch.cuda.set_rng_state(cuda_rng[rank].cpu(), self.device)
-        else:
-            if rng and self.dist.is_main:
-                log.info("checkpoint written by %d processes, resumed by %d: the source's noise draws start anew",
-                         len(rng), world)
-            torch.manual_seed(self.cfg.train.seed * 1000003 + rank * 7919 + self.step)
+        # Single-file checkpoints (latest_checkpoint) hold torch's CPU state per process, older
+        # ones a single tensor or nothing.
+        rng = state.get("rng", [])
+        rng = [rng] if isinstance(rng, torch.Tensor) else rng
+        restored = restore_rng_per_rank(rng, self.dist.rank, self.dist.world_size, self.cfg.train.seed, self.step)
+        if not restored and rng and self.dist.is_main:
+            log.info("checkpoint written by %d processes, resumed by %d: the source's noise draws start anew",
+                     len(rng), self.dist.world_size)
 
     def init_from(self, vocoder_dir: Path) -> None:
         """Start from another vocoder's newest weights (fine-tuning); optimisers and step start anew."""
@@ -201,8 +190,10 @@ class Trainer:
         if path is None:
             raise FileNotFoundError(f"train.init_from: no checkpoint under {vocoder_dir}/checkpoints")
         state = torch.load(path, map_location=self.device, weights_only=True)
-        old = from_dict(VocoderConfig, state["config"], str(path))
-        check_same_mel(old.mel, self.cfg.mel, f"vocoder {vocoder_dir}", "this config")
+        # Only the mel must agree (the weights' shapes are checked as they load); the other
+        # vocoder's training settings are its own business.
+        check_same_mel(from_dict(MelConfig, state["config"]["mel"], f"{path}: mel"), self.cfg.mel,
+                       f"vocoder {vocoder_dir}", "this config")
         self.generator.load_state_dict(state["generator"])
         self.discriminators.load_state_dict(state["discriminators"])
         log.info("initialised generator and discriminators from %s (step %d)", path, state["step"])
@@ -303,8 +294,8 @@ class Trainer:
     def run(self) -> None:
         tc = self.cfg.train
         dist, main = self.dist, self.dist.is_main
-        ckpt_dir = self.exp_dir / "checkpoints"
-        latest = latest_checkpoint(ckpt_dir)
+        checkpoints = CheckpointDir(self.exp_dir / "checkpoints", tc.keep_checkpoints)
+        latest = latest_checkpoint(checkpoints.root)
         if latest is not None:
             self.load_state(latest)
             if main:
@@ -348,7 +339,7 @@ class Trainer:
                 if self.step % tc.checkpoint_interval == 0 or self.step == tc.max_steps:
                     state = self.state()
                     if main:
-                        save_checkpoint(ckpt_dir, state, tc.keep_checkpoints)
+                        checkpoints.save_state(self.step, state)
                     dist.barrier()  # the others wait for rank 0's validation and checkpoint
                 if self.step >= tc.max_steps:
                     break
