@@ -33,7 +33,7 @@ log "paper route in ${work} (load average: $(cut -d' ' -f1-3 /proc/loadavg), $(g
 # ---- the corpus: ACE-Opencpop's published layout, 2 singers x 4 songs (4 train, 2 dev, 2 test) ----
 python "${root}/local/mini/make_corpus.py" --config "${root}/conf/data/mini_corpus.yaml" --out_dir "${work}/db" \
     --override seed=7 train_songs=3 test_songs=1 phrases_per_train_song=1 phrases_per_test_song=1 dev_utts=2 \
-    max_phrase_seconds=4.0 \
+    max_phrase_seconds=4.0 full_coverage=false \
     "singers=[{singer: 1, low_midi: 60, high_midi: 79}, {singer: 3, low_midi: 48, high_midi: 67, tract_scale: 0.86}]"
 
 # ---- codec and SSL tokenizers ----

@@ -11,10 +11,19 @@ import pytest
 import soundfile as sf
 import yaml
 
-from local.mini.make_corpus import MiniCorpusConfig, is_complete, make_corpus
+from local.mini.make_corpus import (
+    CoverageError,
+    MiniCorpusConfig,
+    is_complete,
+    make_corpus,
+    plan_corpus,
+)
+from local.mini.melody import SYLLABLES
 from local.mini.voice import SingerConfig, SungNote, sing
-from svslm.data.phonemes import is_initial
-from svslm.utils.config import to_dict
+from svslm.data.ace_opencpop import read_ace_opencpop
+from svslm.data.phonemes import PHONEMES, is_initial, syllable_to_phones
+from svslm.tokenize.svs_lb import build_token_list, score_to_tokens
+from svslm.utils.config import load_config, to_dict
 from svslm.utils.fileio import read_kaldi_map
 
 with warnings.catch_warnings():
@@ -124,3 +133,58 @@ def test_phonemes_and_singers_differ_acoustically():
     darker = sing(notes, SINGERS[1], sr, np.random.default_rng(0))
     # A longer vocal tract lowers the formants: less energy at the top of i.
     assert _band_db(darker, sr, *i, 3500, 8000) < _band_db(wav, sr, *i, 3500, 8000) - 6
+
+
+def _train_inventory(plan) -> tuple[set[str], set[int]]:
+    train = [r for r in plan if r.split == "train"]
+    return {p for r in train for n in r.phrase.notes for p in n.phns}, {m for r in train for m in r.midis if m}
+
+
+def test_mini_corpus_train_covers_every_phone_and_note_so_any_lyric_tokenizes():
+    """Issue 17 item 4: `liang` was refused because `iang` never occurred in mini's train split."""
+    cfg = load_config(ROOT / "conf/data/mini_corpus.yaml", MiniCorpusConfig)
+    assert cfg.full_coverage
+    plan = plan_corpus(cfg, "mini_corpus.yaml")
+    phones, midis = _train_inventory(plan)
+    assert phones == set(PHONEMES)
+    assert midis == set(range(min(s.low_midi for s in cfg.singers), max(s.high_midi for s in cfg.singers) + 1))
+    # Every singer sings inside their own range.
+    for row in plan:
+        sung = [m for m in row.midis if m]
+        assert row.singer.low_midi <= min(sung) and max(sung) <= row.singer.high_midi, row.segment_id
+    # Small as before: 56 utterances, at most ~5 minutes of audio.
+    assert len(plan) == 56 and sum(r.phrase.duration for r in plan) < 5 * 60
+    tokens = set(build_token_list(phones))
+    score = [{"phn": "SP", "start": 0.0, "end": 0.2, "midi": 0}]
+    for k, syllable in enumerate(["liang", "jiong", "nve", "er"]):
+        for phn in syllable_to_phones(syllable):
+            score.append({"phn": phn, "start": 0.2 + 0.2 * len(score[1:]), "end": 0.4 + 0.2 * len(score[1:]), "midi": 43 + k * 12})
+    assert set(score_to_tokens(score, None)) <= tokens
+    assert all(p in phones for s in SYLLABLES for p in syllable_to_phones(s))
+
+
+def test_zoo_singing_corpus_train_covers_every_phone_and_note():
+    cfg = load_config(ROOT / "local/mini_zoo/conf/zoo_corpus.yaml", MiniCorpusConfig)
+    phones, midis = _train_inventory(plan_corpus(cfg))
+    assert phones == set(PHONEMES) and midis == set(range(40, 84))
+
+
+def test_a_corpus_too_small_to_cover_the_inventory_is_refused_naming_what_is_missing():
+    cfg = MiniCorpusConfig(**{**vars(small_config()), "full_coverage": True})
+    with pytest.raises(CoverageError, match=r"tiny\.yaml: full_coverage, but its train split \(3 utterances\) lacks phones .*; MIDI notes"):
+        plan_corpus(cfg, "tiny.yaml")
+    plan_corpus(small_config(), "tiny.yaml")  # without full_coverage the same config is fine
+
+
+@pytest.mark.slow
+def test_generated_train_split_covers_every_phone_and_note(tmp_path):
+    """A corpus just big enough for the inventory (1 singer over 12 semitones, 8 phrases), through
+    the real ACE-Opencpop parser: its train split holds every phone and every note."""
+    cfg = MiniCorpusConfig(seed=11, train_songs=4, test_songs=1, phrases_per_train_song=2, phrases_per_test_song=1,
+                           dev_utts=0, min_phrase_seconds=4.0, max_phrase_seconds=5.0, full_coverage=True,
+                           singers=[SingerConfig(1, 55, 66, 1.0)])
+    make_corpus(cfg, tmp_path)
+    train = [u for u in read_ace_opencpop(tmp_path) if u.corpus_split == "train"]
+    assert len(train) == 8 and not [u.problems for u in train if u.problems]
+    assert {p.phn for u in train for p in u.phones} == set(PHONEMES)
+    assert {n.midi for u in train for n in u.notes if n.midi} == set(range(55, 67))

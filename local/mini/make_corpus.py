@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -30,8 +31,10 @@ import soundfile as sf
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from local.mini.melody import Phrase, degree_to_semitones, make_song
-from local.mini.voice import SingerConfig, SungNote, sing
+from local.mini.melody import Phrase, SyllableDeck, make_song, phrase_semitones
+from local.mini.speech import SpokenText, as_notes, make_text, note_midis, spoken_pitch
+from local.mini.voice import SingerConfig, SungNote, sing, synthesize
+from svslm.data.phonemes import PHONEMES
 from svslm.utils.config import load_config, to_dict
 from svslm.utils.fileio import atomic_path, atomic_write_text
 from svslm.utils.logging import setup_logging
@@ -61,76 +64,176 @@ SCHEMA = pa.schema(
 @dataclass
 class MiniCorpusConfig:
     seed: int = 1234  # everything below is drawn from this seed
-    # Number of the first song (Opencpop numbers its songs 2001..2100); the zoo corpus
-    # (local/mini_zoo) numbers its own songs apart, so that the two share no song.
+    # "singing": songs sung on melodies (the mini corpus, the zoo's singing corpus); "speech":
+    # texts read at speaking rate on Mandarin-like tones (local/mini/speech.py; the zoo's speech
+    # corpus). A song is then a text, a phrase an utterance, a singer a voice whose low..high_midi
+    # is its speaking range.
+    style: Literal["singing", "speech"] = "singing"
+    # Number of the first song (Opencpop numbers its songs 2001..2100); the zoo corpora
+    # (local/mini_zoo) number their own songs apart, so that no two corpora share a song.
     first_song: int = 2001
     sample_rate: int = 24000  # Hz of the generated audio; stage 1 resamples it to --fs
     train_songs: int = 6  # songs whose phrases go to train (and dev)
     test_songs: int = 2  # held-out songs whose phrases form the test split
     phrases_per_train_song: int = 2
     phrases_per_test_song: int = 1
+    # Singers that sing each song, taken in turn from `singers` (song k: singers k*n, k*n+1, ...);
+    # 0 = every singer sings every song, as in ACE-Opencpop.
+    singers_per_song: int = 0
     dev_utts: int = 4  # last N utterances of sorted train moved to the validation split
     min_phrase_seconds: float = 3.0
     max_phrase_seconds: float = 6.0
-    slur_probability: float = 0.2  # chance that a note of a beat or longer ends in a melisma
-    breath_probability: float = 0.4  # chance that a phrase has a breath (AP) in its middle
-    tonic_midi: int = 60  # key of the written songs; each singer transposes into their range
+    slur_probability: float = 0.2  # singing: chance that a note of a beat or longer ends in a melisma
+    breath_probability: float = 0.4  # chance that a phrase (speech: a pause) is a breath (AP)
+    tonic_midi: int = 60  # singing: key of the written songs; each singer transposes into their range
+    # The train split (after dev is held out) must hold every Opencpop phone (initials, finals,
+    # SP, AP) and, for singing, every MIDI note of the singers' ranges together; phrases are then
+    # transposed so that it does, and a config too small for that is an error naming what is missing.
+    full_coverage: bool = False
     singers: list[SingerConfig] = field(default_factory=lambda: [SingerConfig()])  # the voices
 
 
-def _transpose(phrase: Phrase, singer: SingerConfig, tonic: int) -> list[int]:
-    """MIDI per note: the song's melody moved by whole semitones to the middle of the singer's range."""
-    sung = [degree_to_semitones(n.degree) for n in phrase.notes if n.degree is not None]
-    shift = round((singer.low_midi + singer.high_midi) / 2 - (tonic + (min(sung) + max(sung)) / 2))
-    return [0 if n.degree is None else tonic + degree_to_semitones(n.degree) + shift for n in phrase.notes]
+class CoverageError(ValueError):
+    """A corpus config whose train split cannot hold the whole inventory (`full_coverage`)."""
 
 
-def _row(phrase: Phrase, singer: SingerConfig, cfg: MiniCorpusConfig) -> dict:
-    uid = f"{phrase.song}{phrase.index:06d}"
-    segment_id = f"acesinger_{singer.singer}#{uid}"
-    midis = _transpose(phrase, singer, cfg.tonic_midi)
-    notes = [SungNote(n.start, n.end, m, n.phns, n.phone_ends, n.slur) for n, m in zip(phrase.notes, midis)]
+@dataclass
+class Planned:
+    """One utterance of the corpus before synthesis."""
+
+    phrase: Phrase | SpokenText
+    singer: SingerConfig
+    split: str  # train, validation or test
+    midis: list[int] | None = None  # singing: MIDI per note after transposition (0 for rests)
+
+    @property
+    def segment_id(self) -> str:
+        return f"acesinger_{self.singer.singer}#{self.phrase.song}{self.phrase.index:06d}"
+
+
+def _shifts(written: list[int | None], singer: SingerConfig, tonic: int) -> tuple[list[int], int]:
+    """Transpositions (semitones) that keep the written melody inside the singer's range, and the
+    one that centres it there (the only one when the melody is wider than the range)."""
+    sung = [tonic + w for w in written if w is not None]
+    centre = round((singer.low_midi + singer.high_midi) / 2 - (min(sung) + max(sung)) / 2)
+    fitting = list(range(singer.low_midi - min(sung), singer.high_midi - max(sung) + 1))
+    return fitting or [centre], centre
+
+
+def _transpose(plan: list[Planned], cfg: MiniCorpusConfig) -> None:
+    """Set each singing row's MIDI: centred in the singer's range, or with `full_coverage` (train
+    rows first) the fitting shift that adds most notes not yet sung in train, nearest the centre."""
+    needed = {m for s in cfg.singers for m in range(s.low_midi, s.high_midi + 1)}
+    sung: set[int] = set()
+    for row in sorted(plan, key=lambda r: r.split != "train"):
+        written = phrase_semitones(row.phrase)
+        fitting, centre = _shifts(written, row.singer, cfg.tonic_midi)
+        notes = {cfg.tonic_midi + w for w in written if w is not None}
+        shift = centre
+        if cfg.full_coverage and row.split == "train":
+            shift = max(fitting, key=lambda k: (len({m + k for m in notes} & (needed - sung)), -abs(k - centre)))
+            sung |= {m + shift for m in notes}
+        row.midis = [0 if w is None else cfg.tonic_midi + w + shift for w in written]
+
+
+def plan_corpus(cfg: MiniCorpusConfig, name: str = "corpus config") -> list[Planned]:
+    """Every utterance of the corpus (texts, timings, singers, splits, singing MIDI), without audio.
+    With `full_coverage`, raises CoverageError (naming `name`) when train misses a phone or note."""
+    rng = np.random.default_rng(cfg.seed)
+    deck = SyllableDeck(rng)
+    plan: list[Planned] = []
+    n_singers = cfg.singers_per_song or len(cfg.singers)
+    if n_singers > len(cfg.singers):
+        raise ValueError(f"{name}: singers_per_song={n_singers} but only {len(cfg.singers)} singers")
+    for k in range(cfg.train_songs + cfg.test_songs):
+        song, train = cfg.first_song + k, k < cfg.train_songs
+        n_phrases = cfg.phrases_per_train_song if train else cfg.phrases_per_test_song
+        breathe = cfg.full_coverage and k == 0  # AP must be in train
+        if cfg.style == "speech":
+            phrases = [make_text(rng, deck, song, i + 1, float(rng.uniform(cfg.min_phrase_seconds, cfg.max_phrase_seconds)),
+                                 cfg.breath_probability, breathe and i == 0) for i in range(n_phrases)]
+        else:
+            phrases = make_song(rng, deck, song, n_phrases, cfg.min_phrase_seconds, cfg.max_phrase_seconds,
+                                cfg.slur_probability, cfg.breath_probability, breathe)
+        singers = [cfg.singers[(k * n_singers + j) % len(cfg.singers)] for j in range(n_singers)]
+        plan += [Planned(p, s, "train" if train else "test") for p in phrases for s in singers]
+    train = sorted((r for r in plan if r.split == "train"), key=lambda r: r.segment_id)
+    for row in train[len(train) - cfg.dev_utts:] if cfg.dev_utts else []:
+        row.split = "validation"
+    if cfg.style == "singing":
+        _transpose(plan, cfg)
+    if cfg.full_coverage:
+        missing = coverage_gaps(plan, cfg)
+        if missing:
+            raise CoverageError(f"{name}: full_coverage, but its train split ({sum(r.split == 'train' for r in plan)} "
+                                f"utterances) lacks {'; '.join(missing)}: add songs or phrases")
+    return plan
+
+
+def coverage_gaps(plan: list[Planned], cfg: MiniCorpusConfig) -> list[str]:
+    """What the train rows of `plan` lack of the inventory: phones, and singing MIDI notes."""
+    train = [r for r in plan if r.split == "train"]
+    phones = {p for r in train for n in _units(r.phrase) for p in n.phns}
+    gaps = []
+    if missing := [p for p in PHONEMES if p not in phones]:
+        gaps.append(f"phones {' '.join(missing)}")
+    if cfg.style == "singing":
+        sung = {m for r in train for m in r.midis or []}
+        needed = sorted({m for s in cfg.singers for m in range(s.low_midi, s.high_midi + 1)})
+        if missing := [m for m in needed if m not in sung]:
+            gaps.append(f"MIDI notes {' '.join(map(str, missing))} (of {needed[0]}..{needed[-1]})")
+    return gaps
+
+
+def _units(phrase: Phrase | SpokenText) -> list:
+    """The notes of a song's phrase or the syllables (and rests) of a text."""
+    return phrase.syllables if isinstance(phrase, SpokenText) else phrase.notes
+
+
+def _row(row: Planned, cfg: MiniCorpusConfig) -> dict:
+    phrase, singer = row.phrase, row.singer
     rng = np.random.default_rng([cfg.seed, phrase.song, phrase.index, singer.singer])
-    wav = sing(notes, singer, cfg.sample_rate, rng)
+    if isinstance(phrase, SpokenText):
+        semitones = spoken_pitch(phrase, singer, rng)
+        midis = note_midis(phrase, semitones)
+        wav = synthesize(as_notes(phrase, midis), semitones, singer, cfg.sample_rate,
+                         rng.normal(0.0, 1.5, len(phrase.syllables)))
+        tempo = phrase.rate
+    else:
+        midis = row.midis
+        notes = [SungNote(n.start, n.end, m, n.phns, n.phone_ends, n.slur) for n, m in zip(phrase.notes, midis)]
+        wav = sing(notes, singer, cfg.sample_rate, rng)
+        tempo = phrase.tempo
+    units = _units(phrase)
     buf = io.BytesIO()
     sf.write(buf, wav, cfg.sample_rate, subtype="PCM_16", format="WAV")
-    phones = [(p, st, et) for n in phrase.notes for p, st, et in zip(n.phns, [n.start, *n.phone_ends[:-1]], n.phone_ends)]
+    phones = [(p, st, et) for n in units for p, st, et in zip(n.phns, [n.start, *n.phone_ends[:-1]], n.phone_ends)]
     return {
-        "audio": {"bytes": buf.getvalue(), "path": f"{segment_id}.wav"},
-        "segment_id": segment_id,
+        "audio": {"bytes": buf.getvalue(), "path": f"{row.segment_id}.wav"},
+        "segment_id": row.segment_id,
         "transcription": " ".join(p for p, _, _ in phones),
         "singer": singer.singer,
         "label": " ".join(f"{st:.3f} {et:.3f} {p}" for p, st, et in phones),
-        "tempo": phrase.tempo,
+        "tempo": tempo,
         "note_midi": [float(m) for m in midis],
-        "note_phns": ["_".join(n.phns) for n in phrase.notes],
-        "note_lyrics": [n.lyric for n in phrase.notes],
-        "note_start_times": [n.start for n in phrase.notes],
-        "note_end_times": [n.end for n in phrase.notes],
+        "note_phns": ["_".join(n.phns) for n in units],
+        "note_lyrics": [n.lyric for n in units],
+        "note_start_times": [n.start for n in units],
+        "note_end_times": [n.end for n in units],
         "phn": [p for p, _, _ in phones],
         "phn_start_time": [st for _, st, _ in phones],
         "phn_end_time": [et for _, _, et in phones],
     }
 
 
-def make_corpus(cfg: MiniCorpusConfig, out_dir: str | Path) -> dict[str, int]:
-    """Write the corpus to `out_dir`; returns utterances per split."""
+def make_corpus(cfg: MiniCorpusConfig, out_dir: str | Path, name: str = "corpus config") -> dict[str, int]:
+    """Write the corpus to `out_dir`; returns utterances per split. `name` (the config file) is
+    what a CoverageError names."""
     out_dir = Path(out_dir)
-    rng = np.random.default_rng(cfg.seed)
-    songs = {}
-    for k in range(cfg.train_songs + cfg.test_songs):
-        n_phrases = cfg.phrases_per_train_song if k < cfg.train_songs else cfg.phrases_per_test_song
-        songs[cfg.first_song + k] = make_song(rng, cfg.first_song + k, n_phrases, cfg.min_phrase_seconds,
-                                          cfg.max_phrase_seconds, cfg.slur_probability, cfg.breath_probability)
-    test_songs = set(list(songs)[cfg.train_songs:])
+    plan = plan_corpus(cfg, name)
     rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
-    for song, phrases in songs.items():
-        for phrase in phrases:
-            for singer in cfg.singers:
-                rows["test" if song in test_songs else "train"].append(_row(phrase, singer, cfg))
-    rows["train"].sort(key=lambda r: r["segment_id"])
-    if cfg.dev_utts:
-        rows["train"], rows["validation"] = rows["train"][:-cfg.dev_utts], rows["train"][-cfg.dev_utts:]
+    for row in sorted(plan, key=lambda r: r.segment_id):
+        rows[row.split].append(_row(row, cfg))
     for split, split_rows in rows.items():
         path = out_dir / "data" / f"{split}-00000-of-00001.parquet"
         with atomic_path(path) as tmp:
@@ -144,7 +247,7 @@ def make_corpus(cfg: MiniCorpusConfig, out_dir: str | Path) -> dict[str, int]:
 def generator_version() -> str:
     """Hash of the generator's code: a corpus made by other code is made again."""
     digest = hashlib.sha256()
-    for name in ("make_corpus.py", "melody.py", "voice.py"):
+    for name in ("make_corpus.py", "melody.py", "speech.py", "voice.py"):
         digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -171,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s: mini corpus already complete", args.out_dir)
         return 0
     start = time.perf_counter()
-    counts = make_corpus(cfg, args.out_dir)
+    try:
+        counts = make_corpus(cfg, args.out_dir, args.config)
+    except CoverageError as err:
+        log.error("%s", err)
+        return 1
     log.info("%s: mini corpus %s generated in %.1f s", args.out_dir, counts, time.perf_counter() - start)
     return 0
 

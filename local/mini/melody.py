@@ -2,7 +2,9 @@
 
 A song is written once (tempo, melody as scale degrees, syllables, phone timings) and every
 singer sings it, transposed into their range, with the same timings: the way ACE-Opencpop's
-30 voices all sing Opencpop's songs to the same label.
+30 voices all sing Opencpop's songs to the same label. Syllables come from a `SyllableDeck`,
+whose every cycle starts with a set of syllables that holds every initial and final, so a
+corpus's first few dozen syllables cover the whole inventory.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from svslm.data.phonemes import syllable_to_phones
+from svslm.data.phonemes import FINALS, INITIALS, syllable_to_phones
 
 # Real pinyin syllables in which every Opencpop initial and final occurs.
 SYLLABLES = (
@@ -60,6 +62,35 @@ class Phrase:
         return self.notes[-1].end
 
 
+class SyllableDeck:
+    """Syllables drawn in cycles instead of independently: each cycle is a shuffled set of
+    syllables that holds every initial and final (about 36 syllables), then the other
+    `SYLLABLES` shuffled, so that any run of one cycle's first draws covers the inventory."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self.cards: list[str] = []
+
+    def draw(self) -> str:
+        if not self.cards:
+            cover = self._cover()
+            rest = [SYLLABLES[i] for i in self.rng.permutation(len(SYLLABLES)) if SYLLABLES[i] not in cover]
+            self.cards = [*reversed(rest), *reversed(cover)]  # popped from the end: cover first
+        return self.cards.pop()
+
+    def _cover(self) -> list[str]:
+        """A small random set of SYLLABLES holding every initial and final: greedily the syllable
+        with the most phones still missing, ties in a shuffled order."""
+        missing = set(INITIALS) | set(FINALS)
+        order = [SYLLABLES[i] for i in self.rng.permutation(len(SYLLABLES))]
+        cover = []
+        while missing:
+            best = max(order, key=lambda s: len(missing.intersection(syllable_to_phones(s))))
+            cover.append(best)
+            missing -= set(syllable_to_phones(best))
+        return cover
+
+
 def degree_to_semitones(degree: int) -> int:
     octave, step = divmod(degree, len(PENTATONIC))
     return 12 * octave + PENTATONIC[step]
@@ -77,23 +108,25 @@ def _rest(start: float, end: float, phn: str) -> SongNote:
     return SongNote(start, end, None, phn, [phn], [end])
 
 
-def make_phrase(rng: np.random.Generator, song: int, index: int, tempo: int, seconds: float,
-                slur_probability: float, breath_probability: float) -> Phrase:
-    """A phrase of about `seconds`: SP, syllables (with a breath between two halves), SP."""
+def make_phrase(rng: np.random.Generator, deck: SyllableDeck, song: int, index: int, tempo: int, seconds: float,
+                slur_probability: float, breath_probability: float, force_breath: bool = False) -> Phrase:
+    """A phrase of about `seconds`: SP, syllables (with a breath between two halves), SP.
+    `force_breath`: breathe whatever `breath_probability` says (where the phrase is long enough)."""
     beat = 60.0 / tempo
     t = round(float(rng.uniform(0.15, 0.3)), 3)
     notes = [_rest(0.0, t, "SP")]
     tail = float(rng.uniform(0.2, 0.35))
     sung_until = round(seconds - tail, 4)
     degree = int(rng.integers(2, 5))
-    breath_at = sung_until * float(rng.uniform(0.4, 0.6)) if rng.random() < breath_probability else None
+    breathes = rng.random() < breath_probability or force_breath
+    breath_at = sung_until * float(rng.uniform(0.4, 0.6)) if breathes else None
     while True:
         beats = float(rng.choice([0.5, 0.5, 1.0, 1.0, 1.0, 1.5, 2.0]))
         end = t + beats * beat
         if end > sung_until - 0.5 * beat:  # the last note (at least half a beat) holds to the end
             end = sung_until
         degree = int(np.clip(degree + rng.choice([-2, -1, -1, 0, 1, 1, 2]), 0, 5))
-        syllable = str(rng.choice(SYLLABLES))
+        syllable = deck.draw()
         slur = beats >= 1.0 and rng.random() < slur_probability
         split = t + 0.6 * (end - t) if slur else end
         note = _sung_note(t, round(split, 4), degree, syllable)
@@ -112,11 +145,18 @@ def make_phrase(rng: np.random.Generator, song: int, index: int, tempo: int, sec
     return Phrase(song, index, tempo, notes)
 
 
-def make_song(rng: np.random.Generator, song: int, n_phrases: int, min_seconds: float, max_seconds: float,
-              slur_probability: float, breath_probability: float) -> list[Phrase]:
+def make_song(rng: np.random.Generator, deck: SyllableDeck, song: int, n_phrases: int, min_seconds: float,
+              max_seconds: float, slur_probability: float, breath_probability: float,
+              force_breath: bool = False) -> list[Phrase]:
+    """`force_breath`: the first phrase breathes (see make_phrase)."""
     tempo = int(rng.integers(72, 112))
     return [
-        make_phrase(rng, song, i + 1, tempo, float(rng.uniform(min_seconds, max_seconds)),
-                    slur_probability, breath_probability)
+        make_phrase(rng, deck, song, i + 1, tempo, float(rng.uniform(min_seconds, max_seconds)),
+                    slur_probability, breath_probability, force_breath and i == 0)
         for i in range(n_phrases)
     ]
+
+
+def phrase_semitones(phrase: Phrase) -> list[int | None]:
+    """Semitones above the tonic per note of `phrase` (None for rests), before transposition."""
+    return [None if n.degree is None else degree_to_semitones(n.degree) for n in phrase.notes]

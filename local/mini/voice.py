@@ -204,13 +204,27 @@ def _f0_track(notes: list[SungNote], n: int, singer: SingerConfig, rng: np.rando
     return midi
 
 
+def n_frames(duration: float) -> int:
+    """Frames (FRAME_PERIOD_MS each) of the parameter tracks for `duration` s of audio."""
+    return int(duration * 1000 / FRAME_PERIOD_MS) + 2
+
+
 def sing(notes: list[SungNote], singer: SingerConfig, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """Waveform (float32, peak 0.6) of `notes`, exactly round(last end * sample_rate) samples."""
+    gains_db = rng.normal(0.0, 1.5, len(notes))
+    semitones = _f0_track(notes, n_frames(notes[-1].end), singer, rng)
+    return synthesize(notes, semitones, singer, sample_rate, gains_db)
+
+
+def synthesize(notes: list[SungNote], semitones: np.ndarray, singer: SingerConfig, sample_rate: int,
+               gains_db: np.ndarray) -> np.ndarray:
+    """Waveform of the phones of `notes` on the pitch curve `semitones` (MIDI per frame, `n_frames`
+    long; used where a phone is voiced), each note `gains_db` louder; exactly round(last end *
+    sample_rate) samples, float32, peak 0.6. The note's own `midi` is not used here."""
     duration = notes[-1].end
-    n = int(duration * 1000 / FRAME_PERIOD_MS) + 2
+    n = n_frames(duration)
     fr = _Frames(n)
-    _fill_phones(fr, notes, rng.normal(0.0, 1.5, len(notes)))
-    semitones = _f0_track(notes, n, singer, rng)
+    _fill_phones(fr, notes, gains_db)
     f0 = np.where(fr.voiced, 440.0 * 2 ** ((semitones - 69) / 12), 0.0)
 
     fft_size = pyworld.get_cheaptrick_fft_size(sample_rate)
