@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+import kaldiio
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -135,3 +137,35 @@ def test_flow_sampling_has_one_home_the_flow_config(tmp_path, fake_loading):
     manifest = run_inference(CONFIG, "conf.yaml", **dirs)
     flows = {c["flow_tag"]: (c["n_steps"], c["guidance"]) for c in manifest["conditions"] if c.get("flow_tag")}
     assert flows == {"f1c": (10, 0.7), "f1m": (10, 0.7), "f2m": (4, 0.0)}
+
+
+def test_lm_from_scratch_renders_the_scratch_runs_decodes(tmp_path, monkeypatch):
+    """'LM from scratch + CD' takes its tokens from --lm_scratch_dir's decodes, not the main LM's;
+    without that run it fails naming the option, as any missing input does."""
+    dirs = make_recipe(tmp_path)
+    scratch = tmp_path / "exp/lm/t_scratch"
+    (scratch / "decode/test").mkdir(parents=True)
+    with kaldiio.WriteHelper(f"ark,scp:{scratch}/decode/test/codec_ssl.ark,{scratch}/decode/test/codec_ssl.scp",
+                             write_function="numpy") as w:
+        for u, n in UTTS.items():
+            w(u, np.full((n, 9), 2, np.int32))  # the main LM's decodes are all ones
+    synth = Synthesizer(**fake_parts(), config=CONFIG)
+    seen = []
+    real_render = synth.render
+
+    def recording_render(condition, **kw):
+        seen.append((condition, {int(t.max()) for t in kw["tokens"]}))
+        return real_render(condition, **kw)
+
+    synth.render = recording_render
+    monkeypatch.setattr(Synthesizer, "from_recipe", classmethod(lambda cls, *a, **k: synth))
+    config = InferConfig(conditions=[ConditionConfig(name="LM + CD"), ConditionConfig(name="LM from scratch + CD")])
+    with pytest.raises(RuntimeError, match="LM from scratch.*--lm_scratch_dir"):
+        run_inference(config, "conf.yaml", **dirs)
+    assert dict(seen) == {"LM + CD": {1}}  # the other condition still rendered
+    seen.clear()
+    manifest = run_inference(config, "conf.yaml", **dirs, lm_scratch_dir=scratch)
+    assert dict(seen) == {"LM from scratch + CD": {2}}
+    rec = next(c for c in manifest["conditions"] if c["slug"] == "lm_scratch_cd")
+    assert rec["status"] == "done" and rec["components"]["tokens"]["path"].startswith(str(scratch))
+    assert len(list((dirs["out_dir"] / "wav/lm_scratch_cd").glob("*.wav"))) == len(UTTS)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 ConditionName = Literal[
-    "CD Resynthesis", "LM + CD", "LM + Flow1 + CD", "LM + Flow1 + Voc", "LM + Flow2 + Voc", "GT mel + Voc",
+    "CD Resynthesis", "LM + CD", "LM from scratch + CD", "LM + Flow1 + CD", "LM + Flow1 + Voc", "LM + Flow2 + Voc", "GT mel + Voc",
 ]
 
 
@@ -19,7 +19,9 @@ ConditionName = Literal[
 class Condition:
     name: str  # the paper's row name
     slug: str  # directory-safe name
-    tokens: Literal["gt", "lm", "none"]  # codec_ssl source: dump/<split> (gt), the LM's decodes (lm), or the reference audio (none)
+    # codec_ssl source: dump/<split> (gt), the LM's decodes (lm), the decodes of the same fine-tuning
+    # started from random weights (lm_scratch), or the reference audio (none)
+    tokens: Literal["gt", "lm", "lm_scratch", "none"]
     flow_output: Literal["", "codec_emb", "mel"]  # "" = no flow
     uses_pitch: bool  # the flow is conditioned on the score's frame MIDI too (Flow2)
     decoder: Literal["codec", "vocoder"]  # what turns the last representation into audio
@@ -30,12 +32,16 @@ class Condition:
         return bool(self.flow_output)
 
 
-# In the paper's order: Table 2's rows, then the vocoder's own ceiling (not in the paper).
+# In the paper's order: Table 2's rows (with the LM from scratch beside LM + CD), then the vocoder's
+# own ceiling (neither is in the paper).
 CONDITIONS: tuple[Condition, ...] = (
     Condition("CD Resynthesis", "cd_resynthesis", "gt", "", False, "codec",
               "ground-truth codec tokens through the codec decoder (the codec's ceiling)"),
     Condition("LM + CD", "lm_cd", "lm", "", False, "codec",
               "LM-predicted codec tokens through the codec decoder"),
+    Condition("LM from scratch + CD", "lm_scratch_cd", "lm_scratch", "", False, "codec",
+              "LM + CD, the LM fine-tuned from random weights instead of the pretrained SLM: what pretraining buys "
+              "(not in the paper)"),
     Condition("LM + Flow1 + CD", "lm_flow1_cd", "lm", "codec_emb", False, "codec",
               "flow (codec condition) to codec embeddings, then the codec decoder"),
     Condition("LM + Flow1 + Voc", "lm_flow1_voc", "lm", "mel", False, "vocoder",

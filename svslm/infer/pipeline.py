@@ -48,6 +48,7 @@ class RecipePaths:
     lm_dir: Path  # exp/lm/<tag>
     flow_root: Path  # exp/flow/<tag>; one directory per flow config
     vocoder_dir: Path  # exp/vocoder/<tag>
+    lm_scratch_dir: Path | None = None  # exp/lm/<tag>_scratch: the LM fine-tuned from random weights (LM from scratch + CD)
 
     @property
     def codec_dir(self) -> Path:

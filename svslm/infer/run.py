@@ -75,10 +75,11 @@ class SplitInputs:
     phones: dict[str, list[dict]]
     gt_tokens: dict[str, str]
     lm_tokens: dict[str, str]
+    lm_scratch_tokens: dict[str, str]  # the decodes of the LM fine-tuned from random weights
     prompts: dict[str, str]  # utt -> prompt utterance
 
 
-def read_split_inputs(data_dir: Path, dump_dir: Path, lm_dir: Path) -> SplitInputs:
+def read_split_inputs(data_dir: Path, dump_dir: Path, lm_dir: Path, lm_scratch_dir: Path | None = None) -> SplitInputs:
     split = data_dir.name
     wavs = read_kaldi_map(data_dir / "wav.scp")
     durations = {u: float(d) for u, d in read_kaldi_map(data_dir / "utt2dur").items()} if (data_dir / "utt2dur").is_file() else {}
@@ -93,6 +94,7 @@ def read_split_inputs(data_dir: Path, dump_dir: Path, lm_dir: Path) -> SplitInpu
         utts=sorted(wavs), wavs=wavs, durations=durations, phones=phones,
         gt_tokens=scp(dump_dir / split / "codec_ssl.scp"),
         lm_tokens=scp(lm_dir / "decode" / split / "codec_ssl.scp"),
+        lm_scratch_tokens=scp(lm_scratch_dir / "decode" / split / "codec_ssl.scp") if lm_scratch_dir else {},
         prompts=scp(dump_dir / split / "utt2prompt"),
     )
 
@@ -104,6 +106,8 @@ def split_input_problems(cond: Condition, inputs: SplitInputs, paths: dict[str, 
         out.append(f"ground-truth tokens {paths['gt_scp']} (stage 2)")
     if cond.tokens == "lm" and not inputs.lm_tokens:
         out.append(f"LM decodes {paths['lm_scp']} (stage 3 decoding)")
+    if cond.tokens == "lm_scratch" and not inputs.lm_scratch_tokens:
+        out.append(f"decodes of the LM from scratch {paths['lm_scratch_scp']} (stage 3, --lm_scratch_dir)")
     if cond.uses_pitch and not inputs.phones:
         out.append(f"score {paths['score']} (stage 1)")
     if needs_prompt and not inputs.prompts:
@@ -118,8 +122,8 @@ def item_for(cond: Condition, utt: str, inputs: SplitInputs, needs_prompt: bool)
         item.tokens = inputs.gt_tokens.get(utt)
         if item.tokens is None:
             return "no ground-truth codec_ssl tokens in the dump"
-    elif cond.tokens == "lm":
-        item.tokens = inputs.lm_tokens.get(utt)
+    elif cond.tokens in ("lm", "lm_scratch"):
+        item.tokens = (inputs.lm_tokens if cond.tokens == "lm" else inputs.lm_scratch_tokens).get(utt)
         if item.tokens is None:
             return "no LM decode"
     else:
@@ -238,6 +242,10 @@ def components_of(cond: Condition, cc: ConditionConfig, paths: RecipePaths, scp:
         out["tokens"] = _file_record(scp["lm_scp"])
         out["lm_checkpoint"] = _file_record(paths.lm_model_dir / "model.pth")
         out["lm_config"] = _file_record(paths.lm_model_dir / "config.yaml")
+    elif cond.tokens == "lm_scratch":
+        out["tokens"] = _file_record(scp["lm_scratch_scp"])
+        if paths.lm_scratch_dir is not None:
+            out["lm_checkpoint"] = _file_record(paths.lm_scratch_dir / "best" / "model.pth")
     if cond.tokens != "none" or cond.decoder == "codec":
         out["codec"] = _file_record(paths.codec_dir / "config.yaml")
     if cond.uses_flow:
@@ -327,8 +335,10 @@ def run_inference(
     nj: int = 1,
     conditions: list[str] | None = None,
     job: JobSlice | None = None,
+    lm_scratch_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Render the selected conditions (default: all of `config`); returns the manifest it wrote.
+    `lm_scratch_dir`: the stage 3 run fine-tuned from random weights (LM from scratch + CD).
 
     `job` (job J of N of an array): only every N-th utterance, its timings to
     <out_dir>/jobs/timing.J.json and no manifest (returns {}); a last run without `job` finds the
@@ -338,13 +348,15 @@ def run_inference(
     condition misses a component or any utterance failed; the message lists every problem.
     """
     data_dir, dump_dir, out_dir = Path(data_dir), Path(dump_dir), Path(out_dir)
-    paths = RecipePaths(dump_dir, Path(lm_dir), Path(flow_root), Path(vocoder_dir))
+    paths = RecipePaths(dump_dir, Path(lm_dir), Path(flow_root), Path(vocoder_dir),
+                        Path(lm_scratch_dir) if lm_scratch_dir else None)
     split = data_dir.name
     scp = {
         "gt_scp": dump_dir / split / "codec_ssl.scp", "lm_scp": paths.lm_dir / "decode" / split / "codec_ssl.scp",
+        "lm_scratch_scp": (paths.lm_scratch_dir or Path("<--lm_scratch_dir>")) / "decode" / split / "codec_ssl.scp",
         "score": data_dir / "score.json", "utt2prompt": dump_dir / split / "utt2prompt",
     }
-    inputs = read_split_inputs(data_dir, dump_dir, paths.lm_dir)
+    inputs = read_split_inputs(data_dir, dump_dir, paths.lm_dir, paths.lm_scratch_dir)
     if not inputs.utts:
         raise RuntimeError(f"{data_dir}/wav.scp lists no utterance")
     wanted = [get_condition(c).name for c in conditions] if conditions else None
@@ -399,6 +411,7 @@ def run_inference(
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "split": split,
         "paths": {"data_dir": str(data_dir), "dump_dir": str(dump_dir), "lm_dir": str(paths.lm_dir),
+                  "lm_scratch_dir": str(paths.lm_scratch_dir) if paths.lm_scratch_dir else None,
                   "flow_root": str(paths.flow_root), "vocoder_dir": str(paths.vocoder_dir), "out_dir": str(out_dir)},
         "infer_config": {"path": str(config_path), "values": to_dict(config)},
         "nj": nj,
@@ -417,11 +430,14 @@ def run_inference(
 def run_infer_stage(config_path: str, overrides: list[str] | None, conditions: list[str] | None,
                     data_dir: str | Path | None, split: str, dump_dir: str | Path | None, lm_dir: str | Path | None,
                     flow_root: str | Path | None, vocoder_dir: str | Path | None, out_dir: str | Path | None,
-                    nj: int = 1, job: JobSlice | None = None, print_flow_tags: bool = False) -> int:
+                    nj: int = 1, job: JobSlice | None = None, print_flow_tags: bool = False,
+                    print_conditions: bool = False, lm_scratch_dir: str | Path | None = None) -> int:
     """Stage 6's rendering as `svslm.bin.infer` runs it; returns the exit status. The config
     (with `overrides`, cut to `conditions`) and any error are logged, not raised.
     `print_flow_tags`: print the flows the selected conditions render with (what stage 4 must
-    train), one a line, and render nothing (the directories may then be None)."""
+    train), one a line, and render nothing (the directories may then be None);
+    `print_conditions`: the same for the selected conditions' slugs (run.sh asks whether stage 3
+    must also train the LM from scratch)."""
     try:
         config = load_infer_config(config_path, overrides)
         if conditions:
@@ -429,12 +445,12 @@ def run_infer_stage(config_path: str, overrides: list[str] | None, conditions: l
     except (ConfigError, ValueError) as err:
         log.error("%s: %s", config_path, err)
         return 1
-    if print_flow_tags:
-        print("\n".join(config.flow_tags()))
+    if print_flow_tags or print_conditions:
+        print("\n".join(config.flow_tags() if print_flow_tags else [get_condition(cc.name).slug for cc in config.conditions]))
         return 0
     try:
         manifest = run_inference(config, config_path, Path(data_dir) / split, dump_dir, lm_dir, flow_root,
-                                 vocoder_dir, out_dir, nj=nj, job=job)
+                                 vocoder_dir, out_dir, nj=nj, job=job, lm_scratch_dir=lm_scratch_dir)
     except (RuntimeError, ValueError, FileNotFoundError) as err:
         log.error("%s", err)
         return 1
