@@ -1,11 +1,16 @@
-"""Export a pretrained vocoder run into the mini model zoo: its newest weights, fp16, no optimiser.
+"""Export a pretrained run into the mini model zoo: its weights in fp16, no optimiser state.
 
     python local/mini_zoo/export.py --vocoder_dir exp/mini_zoo/vocoder --out_dir local/mini_zoo/models/vocoder
+    python local/mini_zoo/export.py --asr_dir exp/mini_zoo/asr --out_dir local/mini_zoo/models/asr
 
-The result is a vocoder exp dir that `train.init_from` (svslm/vocoder/config.py) starts from:
+Vocoder: the result is a vocoder exp dir that `train.init_from` (svslm/vocoder/config.py) starts from:
 `checkpoints/checkpoint_<step>.pt` with the config, the step, and the generator's and
 discriminators' weights in half precision (loading copies them into the fp32 modules), plus
 `config.yaml`. fp16 halves the committed size; the fine-tuning that follows absorbs the rounding.
+
+Recogniser: a directory that `svslm.evaluate.ctc_asr.load_ctc_recognizer` (score_eval --asr_dir,
+run.sh --pretrained_asr) loads: `asr_train`'s `config.yaml`, `tokens.txt` and `results.json`, and
+the best `model.pth` in fp16 (its PER moves by well under a point); `last.pth` (optimiser) is left out.
 """
 from __future__ import annotations
 
@@ -45,12 +50,31 @@ def export_vocoder(vocoder_dir: Path, out_dir: Path) -> Path:
     return target
 
 
+# ---- phoneme recogniser (local/mini_zoo/run.sh stage 5) ----
+ASR_FILES = ("config.yaml", "tokens.txt", "results.json")
+
+
+def export_asr(asr_dir: Path, out_dir: Path) -> Path:
+    missing = [name for name in (*ASR_FILES, "model.pth") if not (asr_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{asr_dir}: no {', '.join(missing)}; is `svslm.bin.asr_train` finished?")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = torch.load(asr_dir / "model.pth", map_location="cpu", weights_only=True)
+    with atomic_path(out_dir / "model.pth") as tmp:
+        torch.save(half(state), tmp)
+    for name in ASR_FILES:
+        shutil.copyfile(asr_dir / name, out_dir / name)
+    return out_dir / "model.pth"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vocoder_dir", type=Path, required=True, help="vocoder exp dir (svslm.bin.vocoder_train)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--vocoder_dir", type=Path, help="vocoder exp dir (svslm.bin.vocoder_train)")
+    source.add_argument("--asr_dir", type=Path, help="recogniser exp dir (svslm.bin.asr_train)")
     parser.add_argument("--out_dir", type=Path, required=True, help="zoo directory to write")
     args = parser.parse_args(argv)
-    print(export_vocoder(args.vocoder_dir, args.out_dir))
+    print(export_vocoder(args.vocoder_dir, args.out_dir) if args.vocoder_dir else export_asr(args.asr_dir, args.out_dir))
     return 0
 
 

@@ -7,7 +7,8 @@
 #   local/mini_zoo/run.sh --voc_steps 20 --work_dir /tmp/z --models_dir /tmp/z/models   # a smoke run
 #
 # Stages: 1 zoo corpus + data preparation; 2 vocoder pretraining over the zoo's 16 voices;
-# 3 export (generator + discriminators in fp16) into models_dir. Logs: <work_dir>/logs/.
+# 3 export (generator + discriminators in fp16) into models_dir; 4 phoneme recogniser (PER) pretraining;
+# 5 its export (fp16) into models_dir/asr. Logs: <work_dir>/logs/.
 set -euo pipefail
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[0]##*/}:${BASH_LINENO[0]}) $*" >&2; }
 
@@ -16,7 +17,7 @@ root="$(cd "${zoo}/../.." && pwd)"
 . "${root}/path.sh"
 
 stage=1                                        # first stage to run
-stop_stage=3                                   # last stage to run
+stop_stage=5                                   # last stage to run
 work_dir=exp/mini_zoo                          # corpus, data and training runs
 models_dir="${zoo}/models"                     # where the exported zoo goes (committed)
 corpus_config="${zoo}/conf/zoo_corpus.yaml"    # the zoo corpus: seed, songs, 16 voices
@@ -25,6 +26,10 @@ voc_steps=                                     # vocoder pretraining steps; empt
 nj=2                                           # processes for corpus preparation
 corpus_overrides=                              # e.g. "train_songs=1" for a smoke run
 vocoder_args=                                  # extra arguments of svslm.bin.vocoder_train, e.g. "--override train.batch_size=2"
+# ---- phoneme recogniser (stages 4-5) ----
+asr_config="${zoo}/conf/asr.yaml"              # the recogniser behind PER: 4 convolutions, note splicing
+asr_args=                                      # extra arguments of svslm.bin.asr_train, e.g. "--override train.epochs=2"
+# ---- end phoneme recogniser ----
 
 . "${root}/utils/parse_options.sh"
 
@@ -56,4 +61,16 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     run_step stage3_export python "${zoo}/export.py" --vocoder_dir "${work_dir}/vocoder" \
         --out_dir "${models_dir}/vocoder"
 fi
+# ---- phoneme recogniser (stages 4-5) ----
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+    log "===== Stage 4: phoneme recogniser (PER) pretraining -> ${work_dir}/asr ====="
+    run_step stage4_asr python -m svslm.bin.asr_train --config "${asr_config}" \
+        --data_dir "${work_dir}/data" --exp_dir "${work_dir}/asr" ${asr_args}
+fi
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+    log "===== Stage 5: recogniser export -> ${models_dir}/asr ====="
+    run_step stage5_asr_export python "${zoo}/export.py" --asr_dir "${work_dir}/asr" --out_dir "${models_dir}/asr"
+fi
+# ---- end phoneme recogniser ----
 log "zoo written to ${models_dir}"
