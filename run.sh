@@ -38,6 +38,7 @@ infer_config=           # stage 6 inference YAML (its conditions also choose sta
 conditions=             # stages 4 and 6: only these conditions (slugs such as lm_flow1_voc, space separated); default: all of infer_config
 score_config=           # stage 6 scoring YAML
 asr_config=             # stage 6 phoneme CTC recogniser YAML (for PER)
+pretrained_asr=         # stage 6: recogniser dir for PER to use as it is, e.g. local/mini_zoo/models/asr; empty = train one (asr_config) on the corpus
 tag=                    # name of this run under exp/ (default: the corpus)
 # ---- scale-out: job arrays (cmd.sh) and multi-node launchers; README "Many GPUs and clusters" ----
 num_jobs=0              # stages 2, 3 (decoding) and 6 (synthesis) as arrays of this many jobs (0 = --nj processes)
@@ -258,12 +259,19 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
         --config "${infer_config}" --data_dir ${data} --split test --dump_dir ${dump} \
         --lm_dir ${lm_exp} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
         --out_dir ${eval_exp} --nj ${nj} ${infer_args}
-    # PER needs a recogniser; offline, the recipe trains a phoneme CTC model on the training audio.
-    run_step stage6_asr_train python -m svslm.bin.asr_train \
-        --config "${asr_config}" --data_dir ${data} --exp_dir ${exp}/asr/${tag} ${asr_args}
+    # PER needs a recogniser: a pretrained one (the mini zoo's), else a phoneme CTC model trained here
+    # on the corpus's training audio.
+    if [ -n "${pretrained_asr}" ]; then
+        asr_dir=$(conf_path "${pretrained_asr}")
+        log "PER recogniser: ${asr_dir} (pretrained, not trained here)"
+    else
+        asr_dir=${exp}/asr/${tag}
+        run_step stage6_asr_train python -m svslm.bin.asr_train \
+            --config "${asr_config}" --data_dir ${data} --exp_dir ${asr_dir} ${asr_args}
+    fi
     run_step stage6_score python -m svslm.bin.score_eval \
         --config "${score_config}" --data_dir ${data} --split test --eval_dir ${eval_exp} \
-        --asr_dir ${exp}/asr/${tag} --nj ${nj} ${score_args}
+        --asr_dir ${asr_dir} --nj ${nj} ${score_args}
     run_step stage6_report python -m svslm.bin.report --eval_dir ${eval_exp} ${report_args}
     log "Results: ${eval_exp}/RESULTS.md; report: ${eval_exp}/report/index.html"
     cat ${eval_exp}/RESULTS.md >&2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -65,6 +66,18 @@ def test_run_sh_all_stages_on_a_small_mini_corpus(tmp_path):
     html = (eval_dir / "report/index.html").read_text()
     for link in re.findall(r'(?:src|href)="([^"#:]+)"', html):
         assert (eval_dir / "report" / link).exists(), link
+
+    # --pretrained_asr: stage 6 scores PER with the given recogniser (the zoo's) and trains none.
+    shutil.rmtree(tmp_path / "exp/asr/mini", ignore_errors=True)  # none once mini defaults to the zoo recogniser
+    proc = subprocess.run([str(ROOT / "run.sh"), "--stage", "6", "--stop_stage", "6",
+                           "--pretrained_asr", "local/mini_zoo/models/asr"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert f"PER recogniser: {ROOT}/local/mini_zoo/models/asr (pretrained" in proc.stderr
+    assert not (tmp_path / "exp/asr/mini").exists()
+    scores = json.loads((eval_dir / "scores/ground_truth.json").read_text())
+    assert scores["config"]["per"]["backends"][0]["model_dir"] == f"{ROOT}/local/mini_zoo/models/asr"
+    assert scores["summary"]["PER"]["n_na"] == 0
 
     # A failing step stops the recipe with a non-zero status and the error from its log.
     proc = subprocess.run([str(ROOT / "run.sh"), "--stage", "5", "--stop_stage", "5", "--vocoder_args",

@@ -1,7 +1,8 @@
 """Export the zoo's pretraining runs into the mini model zoo (local/mini_zoo/models/).
 
     python local/mini_zoo/export.py --tokenizer_dir exp/mini_zoo/singing/dump/tokenizers \
-        --slm_dir exp/mini_zoo/slm/best --vocoder_dir exp/mini_zoo/vocoder --out_dir local/mini_zoo/models
+        --slm_dir exp/mini_zoo/slm/best --vocoder_dir exp/mini_zoo/vocoder --asr_dir exp/mini_zoo/asr \
+        --out_dir local/mini_zoo/models
 
 Each part is optional; what is given is written under out_dir:
 - `tokenizers/{codec,ssl}/`: stage 2's fitted tokenizers as they are (run.sh --pretrained_tokenizers);
@@ -9,7 +10,10 @@ Each part is optional; what is given is written under out_dir:
   its weights in fp16 (run.sh --pretrained_lm; loading copies them into the fp32 model);
 - `vocoder/`: a vocoder exp dir that `train.init_from` (svslm/vocoder/config.py) starts from:
   `checkpoints/checkpoint_<step>.pt` with the config, the step, and the generator's and
-  discriminators' weights in fp16, plus `config.yaml`.
+  discriminators' weights in fp16, plus `config.yaml`;
+- `asr/`: a directory that `svslm.evaluate.ctc_asr.load_ctc_recognizer` (score_eval --asr_dir,
+  run.sh --pretrained_asr) loads: `asr_train`'s `config.yaml`, `tokens.txt` and `results.json`, and
+  the best `model.pth` in fp16 (its PER moves by well under a point); `last.pth` (optimiser) is left out.
 fp16 halves the committed size; the fine-tuning that follows absorbs the rounding.
 """
 from __future__ import annotations
@@ -72,19 +76,41 @@ def export_vocoder(vocoder_dir: Path, out_dir: Path) -> Path:
     return target
 
 
+# ---- phoneme recogniser (local/mini_zoo/run.sh stage 5) ----
+ASR_FILES = ("config.yaml", "tokens.txt", "results.json")
+
+
+def export_asr(asr_dir: Path, out_dir: Path) -> Path:
+    missing = [name for name in (*ASR_FILES, "model.pth") if not (asr_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{asr_dir}: no {', '.join(missing)}; is `svslm.bin.asr_train` finished?")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = torch.load(asr_dir / "model.pth", map_location="cpu", weights_only=True)
+    with atomic_path(out_dir / "model.pth") as tmp:
+        torch.save(half(state), tmp)
+    for name in ASR_FILES:
+        shutil.copyfile(asr_dir / name, out_dir / name)
+    return out_dir / "model.pth"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokenizer_dir", type=Path, help="stage 2's dump/tokenizers (codec/, ssl/)")
     parser.add_argument("--slm_dir", type=Path, help="pretrained LM checkpoint dir (svslm.bin.lm_train's best/)")
     parser.add_argument("--vocoder_dir", type=Path, help="vocoder exp dir (svslm.bin.vocoder_train)")
+    parser.add_argument("--asr_dir", type=Path, help="recogniser exp dir (svslm.bin.asr_train)")
     parser.add_argument("--out_dir", type=Path, required=True, help="zoo models directory to write into")
     args = parser.parse_args(argv)
+    if not (args.tokenizer_dir or args.slm_dir or args.vocoder_dir or args.asr_dir):
+        parser.error("nothing to export: give --tokenizer_dir, --slm_dir, --vocoder_dir and/or --asr_dir")
     if args.tokenizer_dir:
         print(export_tokenizers(args.tokenizer_dir, args.out_dir / "tokenizers"))
     if args.slm_dir:
         print(export_slm(args.slm_dir, args.out_dir / "slm"))
     if args.vocoder_dir:
         print(export_vocoder(args.vocoder_dir, args.out_dir / "vocoder"))
+    if args.asr_dir:
+        print(export_asr(args.asr_dir, args.out_dir / "asr"))
     return 0
 
 

@@ -16,7 +16,8 @@
 #   3 SLM pretraining on the speech corpus: a random LM in ESPnet-SpeechLM format (svs_lb added by
 #     the vocabulary extension), trained on speech with the svs template (conf/slm.yaml)
 #   4 vocoder pretraining over the zoo singing voices (conf/vocoder.yaml)
-#   5 export into models_dir: tokenizers/, slm/ (fp16), vocoder/ (fp16)
+#   5 phoneme recogniser for PER, trained on the zoo singing corpus (conf/asr.yaml)
+#   6 export into models_dir: tokenizers/, slm/, vocoder/, asr/ (weights in fp16)
 # Logs: <work_dir>/logs/.
 set -euo pipefail
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[0]##*/}:${BASH_LINENO[0]}) $*" >&2; }
@@ -26,7 +27,7 @@ root="$(cd "${zoo}/../.." && pwd)"
 . "${root}/path.sh"
 
 stage=1                                        # first stage to run
-stop_stage=5                                   # last stage to run
+stop_stage=6                                   # last stage to run
 work_dir=exp/mini_zoo                          # corpora, data, dumps and training runs
 models_dir="${zoo}/models"                     # where the exported zoo goes (committed)
 corpus_config="${zoo}/conf/zoo_corpus.yaml"    # the zoo singing corpus: seed, songs, 16 voices
@@ -39,6 +40,8 @@ nj=2                                           # processes for corpus preparatio
 corpus_overrides=                              # e.g. "train_songs=1" for a smoke run (both corpora)
 slm_args=                                      # extra arguments of svslm.bin.lm_train, e.g. "--override train.max_epochs=1"
 vocoder_args=                                  # extra arguments of svslm.bin.vocoder_train, e.g. "--override train.batch_size=2"
+asr_config="${zoo}/conf/asr.yaml"              # the recogniser behind PER: 4 convolutions, note splicing
+asr_args=                                      # extra arguments of svslm.bin.asr_train, e.g. "--override train.epochs=2"
 
 . "${root}/utils/parse_options.sh"
 
@@ -92,8 +95,15 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
-    log "===== Stage 5: export -> ${models_dir} ====="
-    run_step stage5_export python "${zoo}/export.py" --tokenizer_dir ${singing}/dump/tokenizers \
-        --slm_dir ${work_dir}/slm/best --vocoder_dir "${work_dir}/vocoder" --out_dir "${models_dir}"
+    log "===== Stage 5: phoneme recogniser (PER) pretraining -> ${work_dir}/asr ====="
+    run_step stage5_asr python -m svslm.bin.asr_train --config "${asr_config}" \
+        --data_dir ${singing}/data --exp_dir "${work_dir}/asr" ${asr_args}
+fi
+
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+    log "===== Stage 6: export -> ${models_dir} ====="
+    run_step stage6_export python "${zoo}/export.py" --tokenizer_dir ${singing}/dump/tokenizers \
+        --slm_dir ${work_dir}/slm/best --vocoder_dir "${work_dir}/vocoder" --asr_dir "${work_dir}/asr" \
+        --out_dir "${models_dir}"
 fi
 log "zoo written to ${models_dir}"

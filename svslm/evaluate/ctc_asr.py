@@ -1,13 +1,15 @@
-"""A small phoneme CTC recogniser that the recipe trains on the corpus's own training audio.
+"""A small phoneme CTC recogniser, trained on a corpus's training audio (stage 6 of run.sh, or the
+mini zoo's, local/mini_zoo, on a synthetic corpus of other songs and singers).
 
 It is the PER backend that works offline: no published singing ASR ships its weights in a pip
-package. Log-mel (svslm.utils.mel, 50 fps) -> MFCC normalised per utterance -> two 1-D convolutions ->
+package. Log-mel (svslm.utils.mel, 50 fps) -> MFCC normalised per utterance -> 1-D convolutions ->
 a bidirectional GRU (or none, on small corpora) -> linear -> CTC over the sung phones (rests removed, see `per.sung_phones`),
 greedy decoding. Its PER on the ground-truth test audio is the ceiling every system's PER is read
 against: a high ceiling means the recogniser, not the synthesis, limits the number.
 
 A model directory holds `config.yaml` (AsrConfig), `tokens.txt` (index = output class, 0 = blank),
-`model.pth` (the best state dict by dev PER) and `results.json` (dev and test PER).
+`model.pth` (the best state dict by dev PER; fp16 in the zoo's export, loaded into fp32) and
+`results.json` (dev and test PER).
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ TOKENS: tuple[str, ...] = (BLANK,) + tuple(p for p in PHONEMES if not is_rest(p)
 @dataclass
 class CtcModelConfig:
     n_cepstra: int = 20  # input: first DCT coefficients of the log-mel (MFCC); 0 = the log-mel itself
-    conv_channels: int = 128  # channels of the two convolutions over mel frames
+    conv_layers: int = 2  # stacked 1-D convolutions (at least 2): more see a wider context
+    conv_channels: int = 128  # channels of every convolution over mel frames
     conv_kernel: int = 5  # frames seen by each convolution (odd)
     conv_stride: int = 1  # stride of the second convolution: 2 halves the GRU's frame rate (25 fps)
     rnn_hidden: int = 128  # GRU units per direction
@@ -46,6 +49,10 @@ class CtcTrainConfig:
     lr: float = 2e-3  # Adam learning rate (constant)
     grad_clip: float = 5.0  # max gradient norm
     time_mask_frames: int = 10  # SpecAugment-style: width of one random time mask per utterance (0 = off)
+    # Share of training samples replaced by a splice (svslm.evaluate.ctc_splice): as many notes as the
+    # utterance has, drawn at random from all training utterances of its singer, their log-mels joined.
+    # New phone orders every epoch keep a model from memorising the lyrics of few songs. 0 = off.
+    splice_probability: float = 0.0
     valid_every: int = 5  # epochs between dev evaluations (the best dev PER is kept)
     seed: int = 0  # shuffling, initialisation and masking
     num_threads: int = 2  # torch CPU threads
@@ -61,14 +68,19 @@ class AsrConfig:
 
 def asr_features(wav: np.ndarray, mel_cfg: MelConfig, n_cepstra: int) -> torch.Tensor:
     """Log-mel [T, n_mels] or its first `n_cepstra` DCT coefficients (MFCC) [T, n_cepstra],
-    mean and variance normalised per utterance.
+    mean and variance normalised per utterance."""
+    return normalised_features(mel_spectrogram(np.asarray(wav, dtype=np.float32), mel_cfg).T, n_cepstra)
+
+
+def normalised_features(log_mel: torch.Tensor, n_cepstra: int) -> torch.Tensor:
+    """`asr_features` of a log-mel [T, n_mels] already computed.
 
     The DCT truncation keeps the spectral envelope (the phone) and drops the harmonic ripple (the
     pitch): with few training songs every phone is sung on few notes, and a recogniser that sees
     the harmonics learns the melody instead of the phones. Per-utterance normalisation makes it
     indifferent to level and channel differences between recordings and syntheses.
     """
-    feats = mel_spectrogram(np.asarray(wav, dtype=np.float32), mel_cfg).T  # [T, n_mels]
+    feats = log_mel
     if n_cepstra > 0:
         feats = torch.from_numpy(scipy.fft.dct(feats.numpy(), type=2, norm="ortho", axis=1)[:, :n_cepstra])
     return (feats - feats.mean(0)) / (feats.std(0) + 1e-5)
@@ -78,15 +90,17 @@ class CtcPhoneModel(nn.Module):
     def __init__(self, n_mels: int, n_tokens: int, cfg: CtcModelConfig):
         super().__init__()
         n_in = cfg.n_cepstra or n_mels
-        pad = cfg.conv_kernel // 2
-        self.conv = nn.Sequential(
-            nn.Conv1d(n_in, cfg.conv_channels, cfg.conv_kernel, padding=pad),
-            nn.ReLU(),
-            nn.Dropout(cfg.dropout),
-            nn.Conv1d(cfg.conv_channels, cfg.conv_channels, cfg.conv_kernel, stride=cfg.conv_stride, padding=pad),
-            nn.ReLU(),
-            nn.Dropout(cfg.dropout),
-        )
+        if cfg.conv_layers < 2:
+            raise ValueError(f"model.conv_layers must be at least 2 (the second one strides), got {cfg.conv_layers}")
+        layers: list[nn.Module] = []
+        for i in range(cfg.conv_layers):  # conv, ReLU, dropout; only the second convolution strides
+            layers += [
+                nn.Conv1d(n_in if i == 0 else cfg.conv_channels, cfg.conv_channels, cfg.conv_kernel,
+                          stride=cfg.conv_stride if i == 1 else 1, padding=cfg.conv_kernel // 2),
+                nn.ReLU(),
+                nn.Dropout(cfg.dropout),
+            ]
+        self.conv = nn.Sequential(*layers)
         self.stride = cfg.conv_stride
         # rnn_layers 0 = convolutions only: a phone is recognised from its local context alone, which
         # generalises to unseen phone sequences when the training songs are few (no memorised lyrics).

@@ -25,7 +25,9 @@ from svslm.evaluate.ctc_asr import (
     CtcPhoneModel,
     CtcRecognizer,
     asr_features,
+    normalised_features,
 )
+from svslm.evaluate.ctc_splice import NoteSplicer
 from svslm.evaluate.per import phone_errors, sung_phones
 from svslm.utils.audio import load_wav
 from svslm.utils.checkpoint import CheckpointDir, rng_state, set_rng_state
@@ -72,16 +74,21 @@ def read_split(split_dir: Path) -> list[AsrUtterance]:
 
 
 class CtcDataset(torch.utils.data.Dataset):
-    def __init__(self, utts: list[AsrUtterance], cfg: AsrConfig):
-        self.utts, self.cfg = utts, cfg
+    def __init__(self, utts: list[AsrUtterance], cfg: AsrConfig, splicer: NoteSplicer | None = None):
+        self.utts, self.cfg, self.splicer = utts, cfg, splicer
 
     def __len__(self) -> int:
         return len(self.utts)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         u = self.utts[i]
-        feats = asr_features(load_wav(u.wav_path, self.cfg.mel.sample_rate), self.cfg.mel, self.cfg.model.n_cepstra)
-        return feats, torch.tensor([_TOKEN_ID[p] for p in u.phones])
+        if self.splicer is not None and random.random() < self.cfg.train.splice_probability:
+            log_mel, phones = self.splicer.splice(u.utt, random)
+            feats = normalised_features(log_mel, self.cfg.model.n_cepstra)
+        else:
+            feats, phones = asr_features(load_wav(u.wav_path, self.cfg.mel.sample_rate), self.cfg.mel,
+                                         self.cfg.model.n_cepstra), u.phones
+        return feats, torch.tensor([_TOKEN_ID[p] for p in phones])
 
 
 def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
@@ -150,8 +157,10 @@ def train_ctc(cfg: AsrConfig, data_dir: Path, exp_dir: Path) -> dict:
             logger.info("resuming after epoch %d", state["epoch"])
         else:
             logger.warning("%s was written with another config; training from scratch", checkpoints.root)
+    splicer = (NoteSplicer(data_dir / "train", {u.utt: u.wav_path for u in train}, cfg.mel)
+               if cfg.train.splice_probability > 0 else None)
     loader = torch.utils.data.DataLoader(
-        CtcDataset(train, cfg), batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collate,
+        CtcDataset(train, cfg, splicer), batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collate,
         num_workers=cfg.train.num_workers, generator=order_gen,
     )
     recognizer = CtcRecognizer(model, cfg, exp_dir)
