@@ -26,19 +26,20 @@ nj=2                    # parallel jobs for data, tokenization, inference and sc
 gpus=0                  # GPUs per node for stages 3-5 (0 = CPU, one process); stages 4-5 run under torchrun
 skip_bad=false          # stage 1: skip (and list) bad utterances instead of failing
 fs=16000                # sample rate of the prepared audio (the codec's)
-pretrained_lm=          # ESPnet-SpeechLM checkpoint: dir with config.yaml + weights, or a weights file; empty on mini = make a tiny one
+pretrained_lm=          # ESPnet-SpeechLM checkpoint: dir with config.yaml + weights, or a weights file; mini default: the zoo's (local/mini_zoo/models/slm); "none" on mini = random init (the LM from scratch)
+pretrained_tokenizers=  # stage 2: codec/ and ssl/ fitted elsewhere; mini default: the zoo's (local/mini_zoo/models/tokenizers); "none" = fit them on the training split
 tokenize_config=        # stage 2 YAML
 lm_config=              # stage 3 YAML (model + training + deepspeed json)
 decode_config=          # stage 3 decoding YAML
 lm_decode_sets="train dev test"   # splits the LM decodes (the flow trains on the LM's train decodes)
 flow_configs=           # stage 4 YAMLs, space separated; default: conf/flow/<tag>.yaml of each flow_tag the infer config's conditions use
 vocoder_config=         # stage 5 YAML
-pretrained_vocoder=     # stage 5: vocoder exp dir to fine-tune (train.init_from), e.g. local/mini_zoo/models/vocoder with conf/vocoder/tiny_finetune.yaml; empty = from scratch
+pretrained_vocoder=     # stage 5: vocoder exp dir to fine-tune (train.init_from); mini default: the zoo's (local/mini_zoo/models/vocoder); empty or "none" = from scratch
 infer_config=           # stage 6 inference YAML (its conditions also choose stage 4's flows)
 conditions=             # stages 4 and 6: only these conditions (slugs such as lm_flow1_voc, space separated); default: all of infer_config
 score_config=           # stage 6 scoring YAML
 asr_config=             # stage 6 phoneme CTC recogniser YAML (for PER)
-pretrained_asr=         # stage 6: recogniser dir for PER to use as it is, e.g. local/mini_zoo/models/asr; empty = train one (asr_config) on the corpus
+pretrained_asr=         # stage 6: recogniser dir for PER to use as it is; mini default: the zoo's (local/mini_zoo/models/asr); empty or "none" = train one (asr_config) on the corpus
 tag=                    # name of this run under exp/ (default: the corpus)
 # ---- scale-out: job arrays (cmd.sh) and multi-node launchers; README "Many GPUs and clusters" ----
 num_jobs=0              # stages 2, 3 (decoding) and 6 (synthesis) as arrays of this many jobs (0 = --nj processes)
@@ -67,8 +68,15 @@ fi
 
 # ---- per-corpus defaults: tiny CPU configs for mini, the paper's for the real corpora ----
 case "${corpus}" in
-    mini)
+    mini)  # the mini model zoo (local/mini_zoo/) stands in for the downloads of the real recipe
         db_root=${db_root:-${MINI:-downloads/mini}}
+        zoo="${SVSLM_ROOT}/local/mini_zoo/models"
+        pretrained_lm=${pretrained_lm:-${zoo}/slm}
+        pretrained_tokenizers=${pretrained_tokenizers:-${zoo}/tokenizers}
+        pretrained_vocoder=${pretrained_vocoder:-${zoo}/vocoder}
+        pretrained_asr=${pretrained_asr:-${zoo}/asr}
+        # A pretrained vocoder is fine-tuned briefly; from scratch, conf/vocoder/tiny.yaml trains it long.
+        [ "${pretrained_vocoder}" = none ] || vocoder_config=${vocoder_config:-${SVSLM_ROOT}/conf/vocoder/tiny_finetune.yaml}
         size=tiny ;;
     ace_opencpop)
         db_root=${db_root:-${ACE_OPENCPOP:-}}
@@ -108,6 +116,12 @@ if [ -z "${flow_configs}" ]; then
     for t in ${flow_tags}; do flow_configs+="${conf}/flow/${t}.yaml "; done
 fi
 flow_configs=$(conf_path ${flow_configs})
+# "LM from scratch + CD" among the conditions: stages 2-3 also fine-tune a random LM of the same geometry.
+scratch_lm=false
+if python -m svslm.bin.infer --config "${infer_config}" ${conditions:+--conditions ${conditions}} --print_conditions \
+        | grep -qx lm_scratch_cd; then
+    scratch_lm=true
+fi
 for flow_config in ${flow_configs}; do
     t=$(basename "${flow_config}" .yaml)
     if ! grep -qx "${t}" <<< "${flow_tags}"; then
@@ -181,23 +195,34 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+    tokenizers_opt=
+    if [ -n "${pretrained_tokenizers}" ] && [ "${pretrained_tokenizers}" != none ]; then
+        tokenizers_opt="--pretrained_tokenizers $(conf_path "${pretrained_tokenizers}")"
+    fi
     log "===== Stage 2: tokenization (svs_lb, codec_ssl, prompts) and vocabulary extension -> ${dump}/ ====="
     if [ "${num_jobs}" -gt 0 ]; then  # tokenizers once, shards as an array; the run below merges
         run_step stage2_tokenize_prepare python -m svslm.bin.tokenize \
-            --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --part prepare ${tokenize_args}
+            --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --part prepare ${tokenizers_opt} ${tokenize_args}
         run_jobs stage2_tokenize "$(job_runner "${tokenize_config}" codec.device)" python -m svslm.bin.tokenize \
             --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --job JOB --num_jobs ${num_jobs} ${tokenize_args}
     fi
     run_step stage2_tokenize python -m svslm.bin.tokenize \
-        --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --nj ${nj} ${tokenize_args}
-    if [ -z "${pretrained_lm}" ]; then
+        --config "${tokenize_config}" --data_dir ${data} --dump_dir ${dump} --nj ${nj} ${tokenizers_opt} ${tokenize_args}
+    if [ -z "${pretrained_lm}" ] || [ "${pretrained_lm}" = none ]; then
         [ "${corpus}" = mini ] || { log "--pretrained_lm is required for ${corpus} (OpusLM_1.7B in ESPnet format)"; exit 1; }
-        pretrained_lm=${exp}/pretrained_lm/${tag}
+        pretrained_lm=${exp}/pretrained_lm/${tag}   # a random LM of the config's geometry: the LM from scratch
         run_step stage2_make_pretrained python -m svslm.bin.lm_make_pretrained \
             --config "${lm_config}" --token_list ${dump}/token_list/codec_ssl.txt --out_dir ${pretrained_lm} ${pretrained_args}
     fi
     run_step stage2_extend_vocab python -m svslm.bin.extend_vocab --config "${lm_config}" \
         --pretrained_dir "${pretrained_lm}" --token_list ${dump}/token_list/svs_lb.txt --out_dir ${dump}/lm_init ${extend_vocab_args}
+    if ${scratch_lm}; then  # the same start without pretraining: a random LM of the config's geometry
+        run_step stage2_make_scratch python -m svslm.bin.lm_make_pretrained \
+            --config "${lm_config}" --token_list ${dump}/token_list/codec_ssl.txt --out_dir ${exp}/pretrained_lm/${tag}_scratch ${pretrained_args}
+        run_step stage2_extend_vocab_scratch python -m svslm.bin.extend_vocab --config "${lm_config}" \
+            --pretrained_dir ${exp}/pretrained_lm/${tag}_scratch --token_list ${dump}/token_list/svs_lb.txt \
+            --out_dir ${dump}/lm_init_scratch ${extend_vocab_args}
+    fi
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
@@ -225,6 +250,14 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
             --config "${decode_config}" --model_dir ${lm_exp}/best \
             --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split} ${decode_args}
     done
+    if ${scratch_lm}; then  # the same fine-tuning from random weights; only the test split is decoded (stage 6)
+        run_step stage3_lm_train_scratch "${launcher[@]}" --module svslm.bin.lm_train \
+            --config "${lm_config}" --init_dir ${dump}/lm_init_scratch \
+            --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp}_scratch ${lm_args}
+        run_step stage3_lm_decode_scratch_test python -m svslm.bin.lm_decode \
+            --config "${decode_config}" --model_dir ${lm_exp}_scratch/best \
+            --data_json ${dump}/test/data.json --out_dir ${lm_exp}_scratch/decode/test ${decode_args}
+    fi
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
@@ -239,7 +272,7 @@ fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "===== Stage 5: HiFi-GAN vocoder (${vocoder_config}) -> ${voc_exp}/ ====="
-    if [ -n "${pretrained_vocoder}" ]; then
+    if [ -n "${pretrained_vocoder}" ] && [ "${pretrained_vocoder}" != none ]; then
         pretrained_vocoder=$(conf_path "${pretrained_vocoder}")
         vocoder_args="--override train.init_from=${pretrained_vocoder} ${vocoder_args}"
     fi
@@ -249,19 +282,21 @@ fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     log "===== Stage 6: inference, scoring, RESULTS.md and report -> ${eval_exp}/ ====="
+    scratch_opt=
+    if ${scratch_lm}; then scratch_opt="--lm_scratch_dir ${lm_exp}_scratch"; fi
     if [ "${num_jobs}" -gt 0 ]; then  # utterances as an array; the run below writes the manifest
         run_jobs stage6_infer "$(job_runner "${infer_config}" device)" python -m svslm.bin.infer \
             --config "${infer_config}" --data_dir ${data}/test --dump_dir ${dump} \
-            --lm_dir ${lm_exp} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
+            --lm_dir ${lm_exp} ${scratch_opt} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
             --out_dir ${eval_exp} --job JOB --num_jobs ${num_jobs} ${infer_args}
     fi
     run_step stage6_infer python -m svslm.bin.infer \
         --config "${infer_config}" --data_dir ${data} --split test --dump_dir ${dump} \
-        --lm_dir ${lm_exp} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
+        --lm_dir ${lm_exp} ${scratch_opt} --flow_root ${exp}/flow/${tag} --vocoder_dir ${voc_exp} \
         --out_dir ${eval_exp} --nj ${nj} ${infer_args}
     # PER needs a recogniser: a pretrained one (the mini zoo's), else a phoneme CTC model trained here
     # on the corpus's training audio.
-    if [ -n "${pretrained_asr}" ]; then
+    if [ -n "${pretrained_asr}" ] && [ "${pretrained_asr}" != none ]; then
         asr_dir=$(conf_path "${pretrained_asr}")
         log "PER recogniser: ${asr_dir} (pretrained, not trained here)"
     else

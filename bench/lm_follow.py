@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from svslm.evaluate.mcd_f0 import McdF0Config, mcd_f0  # noqa: E402
 from svslm.lm.checkpoint import HF_CONFIG_DIR  # noqa: E402
-from svslm.lm.data import load_split  # noqa: E402
+from svslm.lm.data import read_data_json  # noqa: E402
 from svslm.lm.inference import DecodeConfig, decode, load_lm  # noqa: E402
 from svslm.tokenize.codec import load_codec  # noqa: E402
 from svslm.utils.audio import SAMPLE_RATE, load_wav  # noqa: E402
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     conf = load_config(args.decode_config, DecodeConfig)
-    split = load_split(args.dump_dir / args.split / "data.json", need_targets=False)
+    split = read_data_json(args.dump_dir / args.split / "data.json", need_targets=False)
     utts = sorted(split.utt_ids)[: args.n_utts]
     codec = load_codec(args.dump_dir / "tokenizers" / "codec")
     wavs = read_kaldi_map(args.data_dir / args.split / "wav.scp")

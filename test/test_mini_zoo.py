@@ -19,6 +19,7 @@ from local.mini.make_corpus import MiniCorpusConfig, _row
 from local.mini.melody import make_song
 from svslm.evaluate.ctc_asr import load_ctc_recognizer
 from svslm.evaluate.per import phone_errors
+from svslm.lm.checkpoint import load_checkpoint
 from svslm.utils.audio import SAMPLE_RATE
 from svslm.utils.config import load_config, to_dict
 from svslm.vocoder.config import VocoderConfig
@@ -33,51 +34,80 @@ TOY_CORPUS = {
 }
 
 
+TOY_SPEECH = {
+    "style": "speech", "seed": 9, "first_song": 4001, "train_songs": 3, "test_songs": 1,
+    "phrases_per_train_song": 1, "phrases_per_test_song": 1, "dev_utts": 1, "min_phrase_seconds": 2.0,
+    "max_phrase_seconds": 3.0, "full_coverage": False,
+    "singers": [{"singer": 201, "low_midi": 48, "high_midi": 60, "tract_scale": 0.9}],
+}
+
+
 @pytest.mark.slow
-def test_zoo_script_runs_and_exports_a_vocoder_and_a_recogniser_the_recipe_uses(tmp_path):
-    corpus = tmp_path / "toy_corpus.yaml"
-    corpus.write_text(yaml.safe_dump(TOY_CORPUS))
+def test_zoo_script_runs_and_exports_what_the_recipe_uses(tmp_path):
+    """local/mini_zoo/run.sh on toy corpora, a few steps each: tokenizers, a speech-pretrained SLM in
+    ESPnet format, a vocoder and a recogniser come out, in the forms the mini recipe loads."""
+    corpus, speech = tmp_path / "toy_corpus.yaml", tmp_path / "toy_speech.yaml"
+    corpus.write_text(yaml.safe_dump({**TOY_CORPUS, "full_coverage": False}))
+    speech.write_text(yaml.safe_dump(TOY_SPEECH))
     models = tmp_path / "models"
     cmd = [str(ZOO / "run.sh"), "--work_dir", str(tmp_path / "work"), "--models_dir", str(models),
-           "--corpus_config", str(corpus), "--voc_steps", "2",
+           "--corpus_config", str(corpus), "--speech_config", str(speech), "--voc_steps", "2", "--nj", "1",
+           "--slm_args", "--override train.max_epochs=1",
            "--vocoder_args", "--override train.batch_size=1", "--asr_args", "--override train.epochs=2"]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
-    utts = [line.split()[0] for line in (tmp_path / "work/data/train/wav.scp").read_text().splitlines()]
+    work = tmp_path / "work"
+    utts = [line.split()[0] for line in (work / "singing/data/train/wav.scp").read_text().splitlines()]
     assert utts and all(u.startswith("acesinger_101#3001") for u in utts), utts  # the zoo's songs and voice
+    speech_utts = [line.split()[0] for line in (work / "speech/data/train/wav.scp").read_text().splitlines()]
+    assert speech_utts and all(u.startswith("acesinger_201#400") for u in speech_utts), speech_utts
 
+    # Tokenizers: fitted on the singing audio, the speech tokenized with them, exported as they are.
+    for name in ("codec", "ssl"):
+        for f in (work / "singing/dump/tokenizers" / name).iterdir():
+            assert (models / "tokenizers" / name / f.name).read_bytes() == f.read_bytes()
+            assert (work / "speech/dump/tokenizers" / name / f.name).read_bytes() == f.read_bytes()
+
+    # The SLM: ESPnet format, fp16, its weights the pretraining's, with every svs_lb token.
+    slm_state = torch.load(models / "slm/model.pth", map_location="cpu", weights_only=True)
+    trained = torch.load(work / "slm/best/model.pth", map_location="cpu", weights_only=True)
+    assert slm_state.keys() == trained.keys() and "corelm.emb.weight" in slm_state
+    for name, value in trained.items():
+        assert slm_state[name].dtype == torch.float16
+        torch.testing.assert_close(slm_state[name].float(), value.float(), rtol=1e-3, atol=1e-4)
+    model = load_checkpoint(models / "slm")
+    assert {"svs_iang", "svs_60", "svs_SP"} <= set(model.vocab.token_list)  # every Opencpop phone, any lyric
+
+    # The vocoder: fp16 weights of the newest checkpoint, no optimiser state.
     ckpt = latest_checkpoint(models / "vocoder/checkpoints")
-    assert ckpt is not None and ckpt.name == "checkpoint_2.pt"
+    assert ckpt is not None
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert "optim_g" not in state  # weights only: the zoo ships no optimiser state
     assert all(v.dtype == torch.float16 for v in state["generator"].values() if v.is_floating_point())
-    # The exported weights are the trained run's, rounded to fp16.
-    full = torch.load(latest_checkpoint(tmp_path / "work/vocoder/checkpoints"), map_location="cpu", weights_only=True)
+    full = torch.load(latest_checkpoint(work / "vocoder/checkpoints"), map_location="cpu", weights_only=True)
     for name, value in full["generator"].items():
         torch.testing.assert_close(state["generator"][name].float(), value.float(), rtol=1e-3, atol=1e-4)
 
-    # The recipe's fine-tuning config starts from the exported zoo vocoder (what run.sh's
-    # --pretrained_vocoder passes) and trains on.
+    # The recipe's fine-tuning config starts from the exported zoo vocoder (what run.sh passes) and trains on.
     ft = subprocess.run(
         ["python", "-m", "svslm.bin.vocoder_train", "--config", str(ROOT / "conf/vocoder/tiny_finetune.yaml"),
-         "--data_dir", str(tmp_path / "work/data"), "--exp_dir", str(tmp_path / "ft"),
+         "--data_dir", str(work / "singing/data"), "--exp_dir", str(tmp_path / "ft"),
          "--override", f"train.init_from={models / 'vocoder'}", "train.max_steps=1", "train.batch_size=1"],
         check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ft.returncode == 0, ft.stderr[-4000:]
     assert "initialised generator and discriminators from" in ft.stderr + ft.stdout
-    assert (tmp_path / "ft/generator.pth").is_file()
 
-    # Stages 4-5: the recogniser trained on the zoo corpus, exported in fp16, loads and transcribes.
-    trained = torch.load(tmp_path / "work/asr/model.pth", map_location="cpu", weights_only=True)
+    # Stages 5-6: the recogniser trained on the zoo singing corpus, exported in fp16, loads and transcribes.
+    trained = torch.load(work / "asr/model.pth", map_location="cpu", weights_only=True)
     exported = torch.load(models / "asr/model.pth", map_location="cpu", weights_only=True)
     assert exported.keys() == trained.keys()
     for name, value in trained.items():
         assert exported[name].dtype == torch.float16
         torch.testing.assert_close(exported[name].float(), value, rtol=1e-3, atol=1e-4)
     assert not (models / "asr/last.pth").exists()  # no optimiser state in the zoo
-    test_wav = (tmp_path / "work/data/test/wav.scp").read_text().split()[1]
+    test_wav = (work / "singing/data/test/wav.scp").read_text().split()[1]
     wav, _ = sf.read(test_wav, dtype="float32")
     assert all(isinstance(p, str) for p in load_ctc_recognizer(models / "asr").recognize(wav))
 

@@ -62,6 +62,18 @@ def test_run_sh_all_stages_on_a_small_mini_corpus(tmp_path):
     assert re.search(r"\|\s*-?\d+\.\d+", row), row
     assert "n/a" in results  # SingMOS / Sheet-SSQA weights are not on this machine: said, not invented
 
+    # On mini the recipe starts from the mini model zoo, as the paper's from downloads: stage 2
+    # tokenizes with the zoo's codec and k-means and extends the zoo's SLM, stage 3 also fine-tunes
+    # a random LM of its geometry (the "LM from scratch" row), stage 5 fine-tunes the zoo's vocoder.
+    zoo = ROOT / "local/mini_zoo/models"
+    for name in ("codec/codebooks.npy", "ssl/kmeans_centroids.npy"):
+        assert (tmp_path / "dump/tokenizers" / name).read_bytes() == (zoo / "tokenizers" / name).read_bytes()
+    logs = tmp_path / "exp/logs/mini"
+    assert str(zoo / "slm") in (logs / "stage2_extend_vocab.log").read_text()
+    assert (tmp_path / "exp/lm/mini_scratch/best/model.pth").is_file()
+    assert re.search(r"^\| LM from scratch \+ CD \|", results, re.M)
+    assert f"initialised generator and discriminators from {zoo / 'vocoder'}" in (logs / "stage5_vocoder.log").read_text()
+
     # The report page exists and every file it links to exists.
     html = (eval_dir / "report/index.html").read_text()
     for link in re.findall(r'(?:src|href)="([^"#:]+)"', html):
