@@ -15,11 +15,13 @@ import soundfile as sf
 import torch
 import yaml
 
-from local.mini.make_corpus import MiniCorpusConfig, _row
-from local.mini.melody import make_song
+from local.mini.make_corpus import MiniCorpusConfig, _row, plan_corpus
+from svslm.data.phonemes import PHONEMES
 from svslm.evaluate.ctc_asr import load_ctc_recognizer
 from svslm.evaluate.per import phone_errors
 from svslm.lm.checkpoint import load_checkpoint
+from svslm.lm.config import LMRecipeConfig
+from svslm.tokenize.config import TokenizeConfig
 from svslm.utils.audio import SAMPLE_RATE
 from svslm.utils.config import load_config, to_dict
 from svslm.vocoder.config import VocoderConfig
@@ -149,13 +151,13 @@ def _unheard_singing(n_phrases: int) -> list[tuple[np.ndarray, list[str]]]:
     """Phrases of a song neither the zoo (3001..) nor the mini corpus (2001..) has, by the mini
     corpus's singers (the zoo has other voices): (16 kHz audio, phones)."""
     cfg = dataclasses.replace(load_config(ROOT / "conf/data/mini_corpus.yaml", MiniCorpusConfig),
-                              seed=77, sample_rate=SAMPLE_RATE)
-    phrases = make_song(np.random.default_rng(cfg.seed), 2901, n_phrases, cfg.min_phrase_seconds,
-                        cfg.max_phrase_seconds, cfg.slur_probability, cfg.breath_probability)
+                              seed=77, sample_rate=SAMPLE_RATE, first_song=2901, train_songs=0, test_songs=1,
+                              phrases_per_test_song=n_phrases, dev_utts=0, full_coverage=False)
+    n_singers = len(cfg.singers)
+    plan = plan_corpus(cfg)  # each phrase by every singer; phrase k is taken by singer k mod n
     out = []
-    for k, phrase in enumerate(phrases):
-        singer = cfg.singers[k % len(cfg.singers)]
-        row = _row(phrase, singer, cfg)
+    for k in range(n_phrases):
+        row = _row(plan[k * n_singers + k % n_singers], cfg)
         wav, sr = sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float32")
         assert sr == SAMPLE_RATE
         out.append((wav, row["phn"]))
@@ -174,3 +176,23 @@ def test_committed_zoo_recogniser_reads_singing_it_never_heard():
         edits, ref_len = edits + err.edits, ref_len + err.ref_len
     assert ref_len > 50
     assert 100.0 * edits / ref_len < PER_BOUND
+
+
+def test_committed_tokenizers_and_slm_fit_the_mini_recipe_configs():
+    """run.sh on mini tokenizes with models/tokenizers and fine-tunes models/slm: stage 2 refuses
+    tokenizers made with other codec/SSL settings than conf/tokenize/tiny.yaml, stage 3 an LM whose
+    geometry is not conf/lm/tiny.yaml's `model`, so the committed parts must match both."""
+    tokenize = load_config(ROOT / "conf/tokenize/tiny.yaml", TokenizeConfig)
+    for name, section in (("codec", tokenize.codec), ("ssl", tokenize.ssl)):
+        saved = yaml.safe_load((ZOO / "models/tokenizers" / name / "config.yaml").read_text())
+        assert saved == to_dict(section), name
+    lm = load_config(ROOT / "conf/lm/tiny.yaml", LMRecipeConfig)
+    assert lm.model == load_config(ZOO / "conf/slm.yaml", LMRecipeConfig).model
+    model = load_checkpoint(ZOO / "models/slm")
+    cfg = model.corelm.decoders.model.config
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.intermediate_size) == (
+        lm.model.hidden_size, lm.model.num_hidden_layers, lm.model.num_attention_heads, lm.model.intermediate_size)
+    state = torch.load(ZOO / "models/slm/model.pth", map_location="cpu", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    # Every Opencpop phone has its svs_lb token, so any lyric sings with the fine-tuned SLM.
+    assert {f"svs_{p}" for p in PHONEMES} <= set(model.vocab.token_list)
