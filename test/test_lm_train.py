@@ -145,6 +145,30 @@ def test_non_finite_loss_can_skip_the_batch(setup, monkeypatch):
     assert all(torch.isfinite(v).all() for v in load_checkpoint(best).state_dict().values())
 
 
+@pytest.mark.slow
+def test_patience_stops_when_validation_stops_improving(setup, monkeypatch):
+    """train.patience: after that many validations without a new best loss the run stops early
+    and best/ averages the best kept snapshots, as at the planned end."""
+    from svslm.lm import train as train_mod
+
+    root, paths = setup
+    losses = iter([3.0, 2.0, 2.5, 2.6, 1.0])  # validations at steps 2, 4, 6 (two without a new best), ...
+    real_validate = train_mod.Trainer.validate
+
+    def scripted_validate(self):
+        result = real_validate(self)
+        result["loss"] = next(losses)
+        return result
+
+    monkeypatch.setattr(train_mod.Trainer, "validate", scripted_validate)
+    _train(root, paths, root / "patience", ["train.patience=1", "train.max_epochs=5", "train.keep_best=1"])
+    state = torch.load(root / "patience" / "checkpoints" / "step6" / "mp_rank_00_model_states.pt", weights_only=False)
+    assert [h["step"] for h in state["train_state"]["history"]] == [2, 4, 6]  # stopped at 6 of 10 steps
+    assert not (root / "patience" / "checkpoints" / "step8").exists()
+    assert sorted(p.name for p in (root / "patience" / "snapshots").glob("*.pth")) == ["step4.pth"]
+    assert (root / "patience" / "best" / "model.pth").is_file()
+
+
 @pytest.mark.parametrize("name, stage, fp16", [("paper_zero2_fp16.json", 2, True), ("cpu.json", 1, False)])
 def test_deepspeed_configs_parse_with_yaml_values(setup, name, stage, fp16):
     from deepspeed.runtime.config import DeepSpeedConfig

@@ -26,6 +26,7 @@ class LMTrainConfig:
     grad_accum: int = 1  # micro-batches per optimizer step
     valid_interval: int = 0  # optimizer steps between validations + checkpoints (0 = once per epoch)
     log_interval: int = 10  # optimizer steps between training log lines
+    patience: int = 0  # stop once this many validations in a row bring no new best validation loss (ESPnet's patience; 0 = never)
     keep_best: int = 3  # best validation snapshots kept; averaged (or the best one) into best/
     best_mode: Literal["average", "select"] = "average"  # how best/ is made from the kept snapshots
     keep_checkpoints: int = 2  # complete DeepSpeed checkpoints kept for resuming

@@ -249,7 +249,7 @@ class Trainer:
         running: dict[str, float] = {}
         n_running = 0
         t_last, frames_since = time.time(), 0
-        while st.step < self.total_steps:
+        while st.step < self.total_steps and not self.out_of_patience():
             order = epoch_order(len(self.train_batches), tc.seed, st.epoch)[: self.steps_per_epoch * tc.grad_accum]
             self.train_set.epoch = st.epoch
             bar = tqdm(total=len(order), initial=st.batch_pos, desc=f"epoch {st.epoch + 1}", disable=self.rank != 0)
@@ -293,6 +293,10 @@ class Trainer:
                     running, n_running, t_last, frames_since = {}, 0, now, 0
                 if st.step % self.valid_interval == 0 or st.step == self.total_steps:
                     self._validate_and_save()
+                    if self.out_of_patience():
+                        log.info("stopping early at step %d: no better validation loss for %d validations "
+                                 "(train.patience)", st.step, tc.patience)
+                        break
             bar.close()
             if st.batch_pos >= len(order):
                 st.epoch += 1
@@ -300,6 +304,14 @@ class Trainer:
         self.write_best()
         if self.writer:
             self.writer.close()
+
+    def out_of_patience(self) -> bool:
+        """`train.patience` validations in a row without a new best validation loss."""
+        losses = [r["loss"] for r in self.state.history]
+        if not self.tc.patience or not losses:
+            return False
+        best = losses.index(min(losses))
+        return len(losses) - 1 - best >= self.tc.patience
 
     def _validate_and_save(self) -> None:
         st = self.state
