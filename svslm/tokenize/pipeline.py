@@ -237,6 +237,9 @@ def _pool(nj: int, ssl_config: SSLConfig | None, tokenizer_dir: Path | None):
     nj <= 1: the work then runs in this process, set up the same way."""
     args = (ssl_config, str(tokenizer_dir) if tokenizer_dir else None)
     if nj <= 1:
+        import torch
+
+        torch.set_num_threads(1)  # as in a worker
         _init_worker(*args)
         yield None
         return
