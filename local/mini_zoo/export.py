@@ -24,12 +24,15 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from svslm.lm.checkpoint import HF_CONFIG_DIR, find_files
+from svslm.utils.config import from_dict
 from svslm.utils.fileio import atomic_dir, atomic_path
+from svslm.vocoder.config import VocoderConfig
 from svslm.vocoder.train import latest_checkpoint
 
 
@@ -63,7 +66,8 @@ def export_vocoder(vocoder_dir: Path, out_dir: Path) -> Path:
     if path is None:
         raise FileNotFoundError(f"{vocoder_dir}/checkpoints: no checkpoint_<step>.pt to export")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    slim = {"step": state["step"], "config": state["config"],
+    config = current_vocoder_config(state["config"], path)
+    slim = {"step": state["step"], "config": config,
             "generator": half(state["generator"]), "discriminators": half(state["discriminators"])}
     ckpt_dir = out_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -72,8 +76,20 @@ def export_vocoder(vocoder_dir: Path, out_dir: Path) -> Path:
     target = ckpt_dir / f"checkpoint_{state['step']}.pt"
     with atomic_path(target) as tmp:
         torch.save(slim, tmp)
-    shutil.copyfile(vocoder_dir / "config.yaml", out_dir / "config.yaml")
+    with atomic_path(out_dir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return target
+
+
+REMOVED_VOCODER_KEYS = ("finetune_mel_scp",)  # train fields since removed; a run older than that has them (null)
+
+
+def current_vocoder_config(config: dict, where: Path) -> dict:
+    """The run's config without fields the vocoder no longer has, checked strictly, so that the
+    zoo's config.yaml loads as a VocoderConfig."""
+    config = {**config, "train": {k: v for k, v in config.get("train", {}).items() if k not in REMOVED_VOCODER_KEYS}}
+    from_dict(VocoderConfig, config, str(where))
+    return config
 
 
 # ---- phoneme recogniser (local/mini_zoo/run.sh stage 5) ----
