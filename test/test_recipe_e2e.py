@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the whole recipe, twice the LM (pretrained and from scratch): over pytest.ini's 600 s on a loaded machine
 def test_run_sh_all_stages_on_a_small_mini_corpus(tmp_path):
     flows = " ".join(str(p) for p in sorted((ROOT / "conf/flow").glob("tiny_*.yaml")))
     cmd = [
