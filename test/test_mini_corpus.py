@@ -1,15 +1,12 @@
 """The embedded mini corpus: deterministic, read by the real ACE-Opencpop parser, and usable
 audio (pitch follows the score, phonemes and singers sound different)."""
 import json
-import os
-import subprocess
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
 
 from local.mini.make_corpus import (
     CoverageError,
@@ -22,8 +19,9 @@ from local.mini.melody import SYLLABLES
 from local.mini.voice import SingerConfig, SungNote, sing
 from svslm.data.ace_opencpop import read_ace_opencpop
 from svslm.data.phonemes import PHONEMES, is_initial, syllable_to_phones
+from svslm.testing.corpus import prepare_mini_corpus
 from svslm.tokenize.svs_lb import build_token_list, score_to_tokens
-from svslm.utils.config import load_config, to_dict
+from svslm.utils.config import load_config
 from svslm.utils.fileio import read_kaldi_map
 
 with warnings.catch_warnings():
@@ -57,13 +55,7 @@ def test_generation_is_deterministic_and_seeded(tmp_path):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """The small corpus through local/mini/data.sh: generation, then the real stage-1 parser."""
-    work = tmp_path_factory.mktemp("mini")
-    config = work / "mini.yaml"
-    config.write_text(yaml.safe_dump(to_dict(small_config())))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    subprocess.run([str(ROOT / "local" / "mini" / "data.sh"), "--db_root", "db", "--data_dir", "data",
-                    "--nj", "1", "--corpus_config", str(config)], cwd=work, env=env, check=True)
-    return work / "data"
+    return prepare_mini_corpus(tmp_path_factory.mktemp("mini"), small_config(), "mini")
 
 
 @pytest.mark.slow

@@ -2,20 +2,18 @@
 ACE-Opencpop parser, spoken pitch (gliding tones, not notes on a grid), and ids apart from the
 singing corpora."""
 import json
-import os
-import subprocess
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
 
 from local.mini.make_corpus import MiniCorpusConfig, plan_corpus
 from local.mini.voice import SingerConfig
 from svslm.data.phonemes import PHONEMES, is_final
-from svslm.utils.config import load_config, to_dict
+from svslm.testing.corpus import prepare_mini_corpus
+from svslm.utils.config import load_config
 from svslm.utils.fileio import read_kaldi_map
 
 with warnings.catch_warnings():
@@ -37,13 +35,7 @@ def tiny_speech_config() -> MiniCorpusConfig:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """The tiny speech corpus through local/mini/data.sh: generation, then the real stage-1 parser."""
-    work = tmp_path_factory.mktemp("speech")
-    config = work / "speech.yaml"
-    config.write_text(yaml.safe_dump(to_dict(tiny_speech_config())))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    subprocess.run([str(ROOT / "local" / "mini" / "data.sh"), "--db_root", "db", "--data_dir", "data",
-                    "--nj", "1", "--corpus_config", str(config)], cwd=work, env=env, check=True)
-    return work / "data"
+    return prepare_mini_corpus(tmp_path_factory.mktemp("speech"), tiny_speech_config(), "speech")
 
 
 @pytest.mark.slow
