@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_utts", type=int, default=8)
     parser.add_argument("--decode_config", type=Path, default=Path(__file__).resolve().parents[1] / "conf/decode/tiny.yaml")
     parser.add_argument("--label", default="", help="written into every line (e.g. the run's name)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="training minutes behind these weights, written into the line for bench/lm_curves.py "
+                             "(e.g. the speech pretraining a fine-tuned LM started from)")
     parser.add_argument("--out", type=Path, required=True, help="JSON lines, appended")
     args = parser.parse_args(argv)
 
@@ -85,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                 hyp = codec.decode(t[:, 1:].astype(np.int64))
                 rows.append(mcd_f0(hyp, refs[u], metric_cfg))
             mean = {k: float(np.mean([r[k] for r in rows if isinstance(r[k], float)])) for k in ("F0_CORR", "F0_RMSE", "MCD")}
-            line = {"label": args.label, "weights": str(weights), "step": step_of(weights), "split": args.split,
+            line = {"label": args.label, "weights": str(weights), "step": step_of(weights), "minutes": args.minutes,
+                    "split": args.split,
                     "n_utts": len(utts), **mean, "seconds": round(time.time() - start, 1)}
             print(json.dumps(line), flush=True)
             with open(args.out, "a", encoding="utf-8") as f:
