@@ -50,12 +50,12 @@ def save_untrained_parts(dirs: dict[str, Path]) -> None:
 
 @pytest.mark.slow
 def test_every_condition_with_the_real_components(tmp_path):
-    dirs = make_recipe(tmp_path, flow_tags=FLOWS)
+    dirs = make_recipe(tmp_path, flow_tags=FLOWS, scratch_lm=True)
     save_untrained_parts(dirs)
     (dirs["dump_dir"] / "test/utt2prompt").write_text("".join(f"{u} {u}\n" for u in UTTS))  # tiny_flow2_mel is prompted
     config = load_infer_config(CONF / "infer" / "tiny.yaml")
     manifest = run_inference(config, "conf/infer/tiny.yaml", **dirs, nj=2)  # run.sh's --nj 2: worker processes
-    assert [c["status"] for c in manifest["conditions"]] == ["done"] * 6
+    assert [c["status"] for c in manifest["conditions"]] == ["done"] * 7  # conf/infer/tiny.yaml's, the LM from scratch too
     for cond in manifest["conditions"]:
         for utt, n in UTTS.items():
             wav, sr = sf.read(dirs["out_dir"] / cond["wav_dir"] / f"{utt}.wav")

@@ -87,8 +87,9 @@ def fake_parts() -> dict:
 UTTS = {"s1#001": 6, "s1#002": 4, "s2#003": 8}  # utterance -> frames of make_recipe's test split
 
 
-def make_recipe(root: Path, lm_utts=tuple(UTTS), flow_tags=("f1c", "f1m", "f2m")) -> dict[str, Path]:
-    """data/test, dump (codec dir + GT tokens), exp/lm decodes and placeholder checkpoints."""
+def make_recipe(root: Path, lm_utts=tuple(UTTS), flow_tags=("f1c", "f1m", "f2m"), scratch_lm: bool = False) -> dict[str, Path]:
+    """data/test, dump (codec dir + GT tokens), exp/lm decodes and placeholder checkpoints;
+    `scratch_lm`: also the decodes of an LM from scratch (exp/lm/t_scratch, `lm_scratch_dir`)."""
     data, dump, lm, flow, voc = (root / p for p in ("data/test", "dump", "exp/lm/t", "exp/flow/t", "exp/vocoder/t"))
     (data / "wav").mkdir(parents=True)
     wavs, score = {}, {"version": 1, "utts": {}}
@@ -100,7 +101,8 @@ def make_recipe(root: Path, lm_utts=tuple(UTTS), flow_tags=("f1c", "f1m", "f2m")
     write_kaldi_map(data / "wav.scp", wavs)
     write_kaldi_map(data / "utt2dur", {u: str(n / FRAME_RATE) for u, n in UTTS.items()})
     (data / "score.json").write_text(json.dumps(score))
-    for d, utts in ((dump / "test", UTTS), (lm / "decode/test", lm_utts)):
+    scratch = root / "exp/lm/t_scratch"
+    for d, utts in ((dump / "test", UTTS), (lm / "decode/test", lm_utts), *(((scratch / "decode/test", UTTS),) if scratch_lm else ())):
         d.mkdir(parents=True)
         with kaldiio.WriteHelper(f"ark,scp:{d}/codec_ssl.ark,{d}/codec_ssl.scp", write_function="numpy") as w:
             for u in utts:
@@ -114,4 +116,4 @@ def make_recipe(root: Path, lm_utts=tuple(UTTS), flow_tags=("f1c", "f1m", "f2m")
         (flow / tag / "config.yaml").write_text("model:\n  sampling: {solver: euler, n_steps: 10, guidance: 0.7}\n")
     (dump / "test" / "data.json").write_text(json.dumps({"svs_lb_layout": "frame"}))  # stage 2's layout
     return {"data_dir": data, "dump_dir": dump, "lm_dir": lm, "flow_root": flow, "vocoder_dir": voc,
-            "out_dir": root / "exp/eval/t"}
+            "out_dir": root / "exp/eval/t", **({"lm_scratch_dir": scratch} if scratch_lm else {})}
