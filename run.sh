@@ -117,9 +117,12 @@ if [ -z "${flow_configs}" ]; then
 fi
 flow_configs=$(conf_path ${flow_configs})
 # "LM from scratch + CD" among the conditions: stages 2-3 also fine-tune a random LM of the same geometry.
+# (Read whole before grep: `grep -q` in a pipe exits at its match, and with pipefail the writer's
+# broken pipe would read as "not there".)
+selected=$(python -m svslm.bin.infer --config "${infer_config}" ${conditions:+--conditions ${conditions}} --print_conditions) \
+    || { log "cannot read the conditions of ${infer_config}"; exit 1; }
 scratch_lm=false
-if python -m svslm.bin.infer --config "${infer_config}" ${conditions:+--conditions ${conditions}} --print_conditions \
-        | grep -qx lm_scratch_cd; then
+if grep -qx lm_scratch_cd <<< "${selected}"; then
     scratch_lm=true
 fi
 for flow_config in ${flow_configs}; do

@@ -183,11 +183,11 @@ def test_fine_tuning_starts_from_the_trained_vocoder(data_dir, tmp_path):
 
 
 def test_the_committed_zoo_vocoder_in_its_single_file_layout_is_found_and_loads(data_dir):
-    # local/mini_zoo ships checkpoints/checkpoint_<step>.pt (the layout before step<N>/), written
-    # with a train section this version no longer has: fine-tuning reads its weights and mel only.
+    # local/mini_zoo ships checkpoints/checkpoint_<step>.pt (the layout before step<N>/);
+    # fine-tuning reads its weights and mel.
     zoo = ROOT / "local/mini_zoo/models/vocoder"
     path = latest_checkpoint(zoo / "checkpoints")
-    assert path is not None and path.name == "checkpoint_700.pt"
+    assert path is not None and path.name == "checkpoint_3000.pt"
     cfg = load_config(ROOT / "conf/vocoder/tiny_finetune.yaml", VocoderConfig,
                       ["train.batch_size=2", "train.segment_frames=4", "train.device=cpu", "train.num_workers=0"])
     trainer = Trainer(cfg, data_dir, data_dir / "unused_exp", Dist())
