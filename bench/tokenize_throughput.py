@@ -25,7 +25,8 @@ import pyworld
 import torch
 
 from svslm.tokenize.codec import MiniCodec, load_codec, log_mel_frames
-from svslm.tokenize.ssl import HubertFeatures, SSLConfig, load_ssl_tokenizer
+from svslm.tokenize.config import SSLConfig
+from svslm.tokenize.ssl import HubertFeatures, load_ssl_tokenizer
 from svslm.utils.audio import load_wav
 from svslm.utils.fileio import read_kaldi_map
 from svslm.utils.mel import griffin_lim

@@ -133,7 +133,8 @@ def build_ssl(directory: Path, seed: int) -> Path:
     model = SSLTask.build_model(args)
     _save_espnet(directory, args, model, "1epoch.pth")
     # k-means on the features svslm will cluster, as ESPnet's learn_kmeans fits its km_<K>.mdl
-    from svslm.tokenize.ssl import SSLConfig, XeusFeatures
+    from svslm.tokenize.config import SSLConfig
+    from svslm.tokenize.ssl import XeusFeatures
 
     features = XeusFeatures(SSLConfig(backend="xeus", layer=SSL_LAYER, model_path=str(directory / "1epoch.pth"),
                                       config_path=str(directory / "config.yaml")))

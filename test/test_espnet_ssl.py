@@ -10,7 +10,8 @@ import pytest
 import torch
 from espnet_tiny import tiny
 
-from svslm.tokenize.ssl import SSLConfig, SSLTokenizer, XeusFeatures
+from svslm.tokenize.config import SSLConfig
+from svslm.tokenize.ssl import SSLTokenizer, XeusFeatures
 
 # ESPnet is imported inside the tests: the main suite collects this file without ESPnet installed.
 pytestmark = pytest.mark.espnet

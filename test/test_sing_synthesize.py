@@ -40,8 +40,8 @@ from svslm.sing.score import ScoreError, ScoreNote, build_score
 from svslm.sing.synthesize import SingConfig, model_phones
 from svslm.testing.lm import codec_ssl_tokens, tiny_lm_config
 from svslm.tokenize.codec import MiniCodec
-from svslm.tokenize.config import CodecConfig
-from svslm.tokenize.ssl import SSLConfig, SSLTokenizer
+from svslm.tokenize.config import CodecConfig, SSLConfig
+from svslm.tokenize.ssl import SSLTokenizer
 from svslm.tokenize.svs_lb import build_token_list, phones_to_frames
 from svslm.utils.audio import HOP_LENGTH as HOP
 from svslm.utils.config import load_config

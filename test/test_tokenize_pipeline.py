@@ -11,9 +11,9 @@ import pytest
 from svslm.bin.tokenize import main as tokenize_main
 from svslm.data.phonemes import PHONEMES
 from svslm.tokenize.codec import load_codec
-from svslm.tokenize.config import CodecConfig, SvsLbConfig, TokenizeConfig
+from svslm.tokenize.config import CodecConfig, SSLConfig, SvsLbConfig, TokenizeConfig
 from svslm.tokenize.pipeline import BadUtterancesError, run_tokenize
-from svslm.tokenize.ssl import SSLConfig, load_ssl_tokenizer
+from svslm.tokenize.ssl import load_ssl_tokenizer
 from svslm.utils.audio import load_wav, save_wav
 from svslm.utils.config import load_config
 from svslm.utils.fileio import read_kaldi_map

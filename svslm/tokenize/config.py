@@ -1,12 +1,10 @@
 """The stage 2 YAML (conf/tokenize/*.yaml): what `svslm.tokenize.pipeline.run_tokenize` does, with
-the codec's settings (CodecConfig, also saved as dump/tokenizers/codec/config.yaml). The SSL
-tokenizer's settings are its module's (`svslm.tokenize.ssl.SSLConfig`)."""
+the codec's and the SSL tokenizer's settings (CodecConfig, SSLConfig, also saved as
+dump/tokenizers/{codec,ssl}/config.yaml)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
-
-from svslm.tokenize.ssl import SSLConfig
 
 
 @dataclass
@@ -21,6 +19,24 @@ class CodecConfig:
     model_file: str = ""  # espnet: the codec checkpoint (.pth)
     config_file: str = ""  # espnet: the codec's training config.yaml
     device: str = "auto"  # espnet: torch device of the codec (auto = CUDA when present; svslm.utils.device)
+
+
+@dataclass
+class SSLConfig:
+    backend: Literal["mini", "hubert", "xeus"] = "mini"  # feature extractor (see the module docstring)
+    n_clusters: int = 5000  # k-means size = SSL vocabulary (5000 in the paper)
+    layer: int = 18  # hubert/xeus: which hidden state (the module docstring says how each backend counts)
+    model_path: str = ""  # hubert: a transformers model directory; xeus: the checkpoint .pth
+    config_path: str = ""  # xeus: the model's config.yaml (required: its key names must match the checkpoint)
+    # A k-means fitted elsewhere (joblib, like ESPnet's km_5000.mdl) used instead of fitting one:
+    # the paper's SSL ids must be those the pretrained LM was trained with.
+    kmeans_path: str = ""
+    n_mfcc: int = 13  # mini: cepstral coefficients before deltas
+    max_fit_frames: int = 200000  # frames sampled from the training split to fit k-means (0 = all)
+    kmeans_batch_size: int = 10000  # MiniBatchKMeans batch size
+    kmeans_n_init: int = 3  # k-means restarts, the best kept
+    seed: int = 0  # seed of the frame sample and of k-means
+    device: str = "auto"  # hubert/xeus: torch device (auto = CUDA when present; svslm.utils.device)
 
 
 @dataclass

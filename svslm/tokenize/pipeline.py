@@ -44,9 +44,9 @@ from svslm.tokenize.codec import (
     load_codec,
     log_mel_frames,
 )
-from svslm.tokenize.config import TokenizeConfig
+from svslm.tokenize.config import SSLConfig, TokenizeConfig
 from svslm.tokenize.prompts import choose_prompts, fit_length
-from svslm.tokenize.ssl import FEATURES, SSLConfig, SSLTokenizer, load_ssl_tokenizer
+from svslm.tokenize.ssl import FEATURES, SSLTokenizer, load_ssl_tokenizer
 from svslm.tokenize.svs_lb import build_token_list, score_to_tokens
 from svslm.utils.audio import SAMPLE_RATE, load_wav
 from svslm.utils.config import save_config, to_dict

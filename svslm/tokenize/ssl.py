@@ -16,14 +16,13 @@ N samples, as the codec does.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import librosa
 import numpy as np
 import torch
 
+from svslm.tokenize.config import SSLConfig
 from svslm.tokenize.espnet_load import import_task, load_espnet_model
 from svslm.tokenize.kmeans import fit_kmeans, nearest, sample_frames
 from svslm.utils.audio import HOP_LENGTH
@@ -31,24 +30,6 @@ from svslm.utils.config import load_config, save_config
 from svslm.utils.device import resolve_device
 from svslm.utils.fileio import atomic_save_npy
 from svslm.utils.mel import MelConfig, mel_spectrogram
-
-
-@dataclass
-class SSLConfig:
-    backend: Literal["mini", "hubert", "xeus"] = "mini"  # feature extractor (see the module docstring)
-    n_clusters: int = 5000  # k-means size = SSL vocabulary (5000 in the paper)
-    layer: int = 18  # hubert/xeus: which hidden state (the module docstring says how each backend counts)
-    model_path: str = ""  # hubert: a transformers model directory; xeus: the checkpoint .pth
-    config_path: str = ""  # xeus: the model's config.yaml (required: its key names must match the checkpoint)
-    # A k-means fitted elsewhere (joblib, like ESPnet's km_5000.mdl) used instead of fitting one:
-    # the paper's SSL ids must be those the pretrained LM was trained with.
-    kmeans_path: str = ""
-    n_mfcc: int = 13  # mini: cepstral coefficients before deltas
-    max_fit_frames: int = 200000  # frames sampled from the training split to fit k-means (0 = all)
-    kmeans_batch_size: int = 10000  # MiniBatchKMeans batch size
-    kmeans_n_init: int = 3  # k-means restarts, the best kept
-    seed: int = 0  # seed of the frame sample and of k-means
-    device: str = "auto"  # hubert/xeus: torch device (auto = CUDA when present; svslm.utils.device)
 
 
 class FeatureExtractor(abc.ABC):
