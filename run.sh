@@ -26,8 +26,8 @@ nj=2                    # parallel jobs for data, tokenization, inference and sc
 gpus=0                  # GPUs per node for stages 3-5 (0 = CPU, one process); stages 4-5 run under torchrun
 skip_bad=false          # stage 1: skip (and list) bad utterances instead of failing
 fs=16000                # sample rate of the prepared audio (the codec's)
-pretrained_lm=          # ESPnet-SpeechLM checkpoint: dir with config.yaml + weights, or a weights file; mini default: the zoo's (local/mini_zoo/models/slm); "none" on mini = random init (the LM from scratch)
-pretrained_tokenizers=  # stage 2: codec/ and ssl/ fitted elsewhere; mini default: the zoo's (local/mini_zoo/models/tokenizers); "none" = fit them on the training split
+pretrained_lm=          # ESPnet-SpeechLM checkpoint: dir with config.yaml + weights, or a weights file; mini default: the zoo's (local/mini_zoo/models/slm) unless --tokenize_config is given; "none" on mini = random init (the LM from scratch)
+pretrained_tokenizers=  # stage 2: codec/ and ssl/ fitted elsewhere; mini default: the zoo's (local/mini_zoo/models/tokenizers) unless --tokenize_config is given; "none" = fit them on the training split
 tokenize_config=        # stage 2 YAML
 lm_config=              # stage 3 YAML (model + training + deepspeed json)
 decode_config=          # stage 3 decoding YAML
@@ -71,8 +71,12 @@ case "${corpus}" in
     mini)  # the mini model zoo (local/mini_zoo/) stands in for the downloads of the real recipe
         db_root=${db_root:-${MINI:-downloads/mini}}
         zoo="${SVSLM_ROOT}/local/mini_zoo/models"
-        pretrained_lm=${pretrained_lm:-${zoo}/slm}
-        pretrained_tokenizers=${pretrained_tokenizers:-${zoo}/tokenizers}
+        # The zoo's tokenizers and SLM are conf/tokenize/tiny.yaml's codec and SSL ids: another
+        # tokenize config fits its own tokenizers, and its LM is a random one of conf/lm/tiny.yaml.
+        if [ -z "${tokenize_config}" ]; then
+            pretrained_lm=${pretrained_lm:-${zoo}/slm}
+            pretrained_tokenizers=${pretrained_tokenizers:-${zoo}/tokenizers}
+        fi
         pretrained_vocoder=${pretrained_vocoder:-${zoo}/vocoder}
         pretrained_asr=${pretrained_asr:-${zoo}/asr}
         # A pretrained vocoder is fine-tuned briefly; from scratch, conf/vocoder/tiny.yaml trains it long.
