@@ -18,6 +18,9 @@ from svslm.utils.audio import load_wav, save_wav
 from svslm.utils.config import load_config
 from svslm.utils.fileio import read_kaldi_map
 
+# Every test here shares a stage 2 run through spawned worker pools (~12 s before the first test).
+pytestmark = pytest.mark.slow
+
 SR = 16000
 
 
