@@ -99,3 +99,52 @@ def test_score_eval_guesses_no_recogniser_directory(corpus, monkeypatch):
     assert score_eval.main(args) == 0
     summary = json.loads((corpus / "exp/eval/mini/scores/summary.json").read_text())
     assert "no model directory configured" in summary["conditions"]["ground_truth"]["summary"]["PER"]["n/a"]
+
+
+@pytest.mark.slow
+def test_score_eval_killed_pass_resumes_where_it_stopped_and_analyses_each_reference_once(corpus, monkeypatch):
+    """Stage 6 killed after the first reference's results: the re-run scores only the rest, and the
+    tables equal those of a pass that was never killed. Each reference is analysed (WORLD) once,
+    also where the ground truth is scored against itself."""
+    from svslm.evaluate import directories, mcd_f0, scorer
+
+    monkeypatch.chdir(corpus)
+    args = ["--config", str(Path(__file__).parents[1] / "conf/score/tiny.yaml"),
+            "--data_dir", "data", "--eval_dir", "exp/eval/mini", "--asr_dir", "exp/asr/mini", "--nj", "1", *FAST]
+    analysed, scored = [], []
+    world, score_one, save = mcd_f0.world_features, scorer._score_one, directories.PartialScores.save
+
+    def counted_world(wav, *a, **k):
+        analysed.append(len(wav))
+        return world(wav, *a, **k)
+
+    def save_then_die(self, group):
+        save(self, group)
+        raise KeyboardInterrupt
+
+    for module in (scorer, mcd_f0):  # the scorer analyses references, mcd_f0 the syntheses
+        monkeypatch.setattr(module, "world_features", counted_world)
+    monkeypatch.setattr(scorer, "_score_one", lambda item: scored.append(item.hyp_path) or score_one(item))
+    monkeypatch.setattr(directories.PartialScores, "save", save_then_die)
+    scorer._WORKER = None  # a fresh scorer: its cache of reference analyses starts empty
+    with pytest.raises(KeyboardInterrupt):
+        score_eval.main(args)
+    scores = corpus / "exp/eval/mini/scores"
+    assert not (scores / "lm_cd.json").exists() and len(list((scores / "partial").glob("*.json"))) == 1
+    n_first = len(scored)
+
+    monkeypatch.setattr(directories.PartialScores, "save", save)
+    assert score_eval.main(args) == 0
+    # 3 items: s1#001 against itself and against lm_cd, s1#002 against itself; each scored once.
+    assert sorted(scored) == sorted([str(corpus / "ref/s1#001.wav"), str(corpus / "ref/s1#002.wav"),
+                                     "exp/eval/mini/wav/lm_cd/s1#001.wav"])
+    assert 0 < n_first < 3
+    assert not (scores / "partial").exists()
+    assert len(analysed) == 3  # the two references and lm_cd's synthesis; the ground truth reuses its reference's
+    resumed = json.loads((scores / "summary.json").read_text())
+
+    for p in scores.glob("*.json"):
+        p.unlink()
+    scorer._WORKER = None
+    assert score_eval.main(args) == 0
+    assert json.loads((scores / "summary.json").read_text())["conditions"] == resumed["conditions"]

@@ -6,18 +6,19 @@ modification time) and the same config is not scored again.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from svslm.evaluate.config import MetricsConfig
+from svslm.evaluate.na import MetricUnavailable, is_na, na_reason, to_jsonable
 from svslm.evaluate.scorer import (
     ScoreItem,
     ScoreReport,
     markdown_table,
     score_items,
-    scoring_pool,
+    score_reports,
 )
 from svslm.utils.config import to_dict
 from svslm.utils.fileio import atomic_write_json, atomic_write_text, read_kaldi_map
@@ -78,40 +79,72 @@ def fingerprint(items: list[ScoreItem]) -> dict[str, list]:
     return out
 
 
-class LazyPool:
-    """The scoring workers, started (models loaded) only when a condition needs scoring, then
-    shared by every condition."""
-
-    def __init__(self, cfg: MetricsConfig, nj: int, stack: contextlib.ExitStack):
-        self.cfg, self.nj, self.stack, self.pool = cfg, nj, stack, None
-
-    def get(self):
-        if self.pool is None and self.nj > 1:
-            self.pool = self.stack.enter_context(scoring_pool(self.cfg, self.nj))
-        return self.pool
+PARTIAL_DIR = "partial"  # scores/partial/<utt>.json: results of a scoring pass not yet finished
 
 
-def score_condition(name: str, slug: str, items: list[ScoreItem], refs: dict[str, str], hyp_names: set[str],
-                    cfg: MetricsConfig, scores_dir: Path, pool: LazyPool) -> ScoreReport:
-    """One condition's report: read back when up to date, else scored and written."""
-    out_json = scores_dir / f"{slug}.json"
-    inputs = fingerprint(items)
-    if out_json.is_file():
-        old = ScoreReport.from_json(json.loads(out_json.read_text(encoding="utf-8")))
-        if old.config == to_dict(cfg) and old.inputs == inputs:
-            logger.info("%s: scores up to date in %s", name, out_json)
-            return old
-    report = score_items(items, cfg, pool.nj, name=name, pool=pool.get())
-    report.inputs = inputs
+class PartialScores:
+    """Each reference's fresh results, saved as they arrive under scores/partial/, so that a killed
+    stage 6 scores only what it had not; removed once every report is written. An entry counts
+    only for the same config and the same files (size and modification time)."""
+
+    def __init__(self, scores_dir: Path, cfg: MetricsConfig):
+        self.dir, self.config = scores_dir / PARTIAL_DIR, to_dict(cfg)
+
+    def _path(self, utt: str) -> Path:
+        return self.dir / f"{utt}.json"
+
+    def known(self, systems: list[tuple[str, list[ScoreItem]]]) -> dict[tuple[str, str], tuple]:
+        out: dict[tuple[str, str], tuple] = {}
+        for name, items in systems:
+            for item in items:
+                path = self._path(item.utt)
+                if not path.is_file():
+                    continue
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                entry = saved.get("results", {}).get(name)
+                if saved.get("config") == self.config and entry and entry["inputs"] == fingerprint([item])[item.utt]:
+                    values = {k: MetricUnavailable(na_reason(v)) if is_na(v) else v for k, v in (entry["values"] or {}).items()}
+                    out[(name, item.utt)] = (item.utt, values if entry["values"] is not None else None,
+                                             entry["details"], entry["error"])
+        if out:
+            logger.info("%d result(s) of an unfinished scoring pass reused from %s/", len(out), self.dir)
+        return out
+
+    def save(self, group: list[tuple[str, ScoreItem, tuple]]) -> None:
+        utt = group[0][1].utt
+        path = self._path(utt)
+        saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        results = saved.get("results", {}) if saved.get("config") == self.config else {}
+        for name, item, (_, values, details, error) in group:
+            results[name] = {"inputs": fingerprint([item])[item.utt], "error": error, "details": details,
+                             "values": None if values is None else {k: to_jsonable(v) for k, v in values.items()}}
+        atomic_write_json(path, {"config": self.config, "results": results})
+
+    def clear(self) -> None:
+        if self.dir.is_dir():
+            shutil.rmtree(self.dir)
+
+
+def up_to_date(out_json: Path, items: list[ScoreItem], cfg: MetricsConfig) -> ScoreReport | None:
+    """The report in `out_json` when it scored these files with this config, else None."""
+    if not out_json.is_file():
+        return None
+    old = ScoreReport.from_json(json.loads(out_json.read_text(encoding="utf-8")))
+    return old if old.config == to_dict(cfg) and old.inputs == fingerprint(items) else None
+
+
+def write_condition(report: ScoreReport, slug: str, items: list[ScoreItem], refs: dict[str, str],
+                    hyp_names: set[str], scores_dir: Path) -> None:
+    """Complete one condition's fresh report (inputs, missing files) and write its JSON and table."""
+    report.inputs = fingerprint(items)
     report.only_in_ref = sorted(set(refs) - hyp_names)
     report.only_in_hyp = sorted(hyp_names - set(refs))
     if report.only_in_ref:
-        logger.warning("%s: %d test utterance(s) have no synthesis: %s", name, len(report.only_in_ref), " ".join(report.only_in_ref))
+        logger.warning("%s: %d test utterance(s) have no synthesis: %s", report.name, len(report.only_in_ref), " ".join(report.only_in_ref))
     if report.only_in_hyp:
-        logger.warning("%s: %d wav(s) are not test utterances: %s", name, len(report.only_in_hyp), " ".join(report.only_in_hyp))
-    atomic_write_json(out_json, report.to_json())
+        logger.warning("%s: %d wav(s) are not test utterances: %s", report.name, len(report.only_in_hyp), " ".join(report.only_in_hyp))
+    atomic_write_json(scores_dir / f"{slug}.json", report.to_json())
     atomic_write_text(scores_dir / f"{slug}.md", report.markdown())
-    return report
 
 
 def score_eval_dir(cfg: MetricsConfig, data_dir: Path, split: str, eval_dir: Path, nj: int = 1) -> int:
@@ -133,16 +166,28 @@ def score_eval_dir(cfg: MetricsConfig, data_dir: Path, split: str, eval_dir: Pat
         logger.warning("no condition directory under %s; scoring the ground truth only", wav_root)
     scores_dir = eval_dir / "scores"
 
-    gt_items = [ScoreItem(u, refs[u], refs[u], phones[u]) for u in sorted(refs)]
-    with contextlib.ExitStack() as stack:
-        pool = LazyPool(cfg, nj, stack)
-        reports = {GROUND_TRUTH[0]: score_condition(GROUND_TRUTH[1], GROUND_TRUTH[0], gt_items, refs, set(refs), cfg,
-                                                    scores_dir, pool)}
-        for cond_dir in conditions:
-            hyps = {p.stem: p for p in cond_dir.glob("*.wav")}
-            items = [ScoreItem(u, refs[u], str(hyps[u]), phones[u]) for u in sorted(set(refs) & set(hyps))]
-            reports[cond_dir.name] = score_condition(cond_dir.name, cond_dir.name, items, refs, set(hyps), cfg,
-                                                     scores_dir, pool)
+    # (slug, row name, items, synthesis names) of the ground truth and every condition
+    systems = [(GROUND_TRUTH[0], GROUND_TRUTH[1], [ScoreItem(u, refs[u], refs[u], phones[u]) for u in sorted(refs)], set(refs))]
+    for cond_dir in conditions:
+        hyps = {p.stem: p for p in cond_dir.glob("*.wav")}
+        items = [ScoreItem(u, refs[u], str(hyps[u]), phones[u]) for u in sorted(set(refs) & set(hyps))]
+        systems.append((cond_dir.name, cond_dir.name, items, set(hyps)))
+    reports: dict[str, ScoreReport] = {}
+    for slug, name, items, _ in systems:
+        old = up_to_date(scores_dir / f"{slug}.json", items, cfg)
+        if old is not None:
+            logger.info("%s: scores up to date in %s/%s.json", name, scores_dir, slug)
+            reports[slug] = old
+    pending = [s for s in systems if s[0] not in reports]
+    if pending:
+        partial = PartialScores(scores_dir, cfg)
+        by_name = {name: items for _, name, items, _ in pending}
+        fresh = score_reports(by_name, cfg, nj, known=partial.known(list(by_name.items())), on_group=partial.save)
+        for slug, name, items, hyp_names in pending:
+            write_condition(fresh[name], slug, items, refs, hyp_names, scores_dir)
+            reports[slug] = fresh[name]
+        partial.clear()
+    reports = {slug: reports[slug] for slug, *_ in systems}  # the table's order: ground truth, then by name
 
     summary = {
         "config": to_dict(cfg),

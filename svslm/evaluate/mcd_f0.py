@@ -152,14 +152,15 @@ def length_mismatch_reason(n_hyp: int, n_ref: int, cfg: McdF0Config) -> str | No
 
 
 def mcd_f0(hyp: np.ndarray, ref: np.ndarray, cfg: McdF0Config, sample_rate: int = SAMPLE_RATE,
-           ref_features: WorldFeatures | None = None) -> dict[str, float | MetricUnavailable]:
+           ref_features: WorldFeatures | None = None,
+           hyp_features: WorldFeatures | None = None) -> dict[str, float | MetricUnavailable]:
     """{"MCD": dB, "F0_RMSE": Hz, "F0_CORR": Pearson r} of synthesis `hyp` against reference `ref`.
 
     Both are float waveforms at `sample_rate` Hz (the scorer's MetricsConfig.sample_rate, the one
     home of the rate). A metric that cannot be computed for this pair is a `MetricUnavailable`
-    carrying the reason. `ref_features`: `world_features(ref, cfg, sample_rate)` made earlier.
+    carrying the reason. `ref_features`, `hyp_features`: `world_features` of `ref` or `hyp` made earlier.
     """
-    h = world_features(hyp, cfg, sample_rate)
+    h = hyp_features if hyp_features is not None else world_features(hyp, cfg, sample_rate)
     r = ref_features if ref_features is not None else world_features(ref, cfg, sample_rate)
     if not cfg.dtw:
         n_h, n_r = len(h.f0), len(r.f0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -138,12 +139,20 @@ class UtteranceScorer:
         details.update({f"{name}_hyp": " ".join(hyp_phones), f"{name}_edits": err.edits, f"{name}_ref_phones": err.ref_len})
         return err.per
 
-    def _mcd_f0(self, ref_path: str, hyp: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
-        stat = Path(ref_path).stat()
-        key = (str(Path(ref_path).resolve()), stat.st_size, stat.st_mtime_ns)
+    @staticmethod
+    def _file_key(path: str) -> tuple[str, int, int]:
+        stat = Path(path).stat()
+        return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
+
+    def _mcd_f0(self, ref_path: str, hyp_path: str, hyp: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
+        key = self._file_key(ref_path)
         if key not in self._ref_features:
             self._ref_features[key] = world_features(ref, self.cfg.mcd_f0, self.cfg.sample_rate)
-        return mcd_f0(hyp, ref, self.cfg.mcd_f0, self.cfg.sample_rate, ref_features=self._ref_features[key])
+        ref_features = self._ref_features[key]
+        # The ground truth scored against itself: one analysis serves both sides.
+        hyp_features = ref_features if self._file_key(hyp_path) == key else None
+        return mcd_f0(hyp, ref, self.cfg.mcd_f0, self.cfg.sample_rate, ref_features=ref_features,
+                      hyp_features=hyp_features)
 
     def score(self, item: ScoreItem) -> tuple[dict[str, Any], dict[str, Any]]:
         """(metric -> value or MetricUnavailable, details such as transcripts). Raises AudioError."""
@@ -153,7 +162,7 @@ class UtteranceScorer:
         values: dict[str, Any] = {}
         details: dict[str, Any] = {}
         if "mcd_f0" in self.cfg.metrics:
-            values.update(self._guarded(["MCD", "F0_RMSE", "F0_CORR"], self._mcd_f0, item.ref_path, hyp, ref))
+            values.update(self._guarded(["MCD", "F0_RMSE", "F0_CORR"], self._mcd_f0, item.ref_path, item.hyp_path, hyp, ref))
         for i, recognizer in enumerate(self.recognizers):
             name = metric_name(i, self.cfg.per.backends[i])
             if isinstance(recognizer, MetricUnavailable):
@@ -336,29 +345,71 @@ def _score_one(item: ScoreItem) -> tuple[str, dict | None, dict | None, str | No
         return item.utt, None, None, str(err)
 
 
-def score_items(items: list[ScoreItem], cfg: MetricsConfig, nj: int = 1, name: str = "scores",
-                pool: Any = None) -> ScoreReport:
-    """Score every item in `nj` worker processes (in this process when nj == 1, which then sets
-    torch to one thread, as each worker does); `pool`: workers of `scoring_pool(cfg, nj)` to reuse."""
-    report = ScoreReport(name=name, infos=metric_infos(cfg), utts={}, config=to_dict(cfg))
-    if not items:
-        return report
-    results = []
-    if pool is None and nj <= 1:
-        _init_worker(cfg)
-        for item in tqdm(items, desc=name):
-            results.append(_score_one(item))
-    else:
+def _file_size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0  # scoring it reports why it cannot be read
+
+
+def _score_group(group: list[tuple[str, ScoreItem]]) -> tuple[list[tuple[str, ScoreItem]], list[tuple[str, tuple]]]:
+    return group, [(name, _score_one(item)) for name, item in group]
+
+
+Result = tuple  # (utt, values, details, error) of one scored item, as `_score_one` returns it
+
+
+def score_reports(items: dict[str, list[ScoreItem]], cfg: MetricsConfig, nj: int = 1, pool: Any = None,
+                  known: dict[tuple[str, str], Result] | None = None,
+                  on_group: Callable[[list[tuple[str, ScoreItem, Result]]], None] | None = None,
+                  ) -> dict[str, ScoreReport]:
+    """One report per name of `items` (e.g. per condition), all scored in one pass of `nj` worker
+    processes (in this process when nj == 1, which then sets torch to one thread, as each worker
+    does); `pool`: workers of `scoring_pool(cfg, nj)` to reuse.
+
+    The work is dealt out one reference at a time, every name's synthesis of it together: a
+    worker then analyses each reference once (WORLD Harvest, the costliest step), and no name
+    waits for the slowest utterance of the one before. `known`: results by (name, utt) that are
+    taken as they are (scored before); `on_group`: called with each reference's fresh results as
+    they arrive (to save them, so that a killed run resumes)."""
+    known = known or {}
+    groups: dict[str, list[tuple[str, ScoreItem]]] = {}
+    for name, its in items.items():
+        for item in its:
+            if (name, item.utt) not in known:
+                groups.setdefault(item.ref_path, []).append((name, item))
+    # Longest reference first: the last groups to start are short, so the workers finish together.
+    work = sorted(groups.values(), key=lambda g: -_file_size(g[0][1].ref_path))
+    results = [(name, result) for (name, _), result in known.items() if name in items]
+    if work:
         with contextlib.ExitStack() as stack:
-            if pool is None:
-                pool = stack.enter_context(scoring_pool(cfg, nj))
-            results = list(tqdm(pool.imap_unordered(_score_one, items), total=len(items), desc=name))
-    for utt, values, details, error in sorted(results, key=lambda r: r[0]):
+            if pool is None and nj <= 1:
+                _init_worker(cfg)
+                scored = map(_score_group, work)
+            else:
+                if pool is None:
+                    pool = stack.enter_context(scoring_pool(cfg, nj))
+                scored = pool.imap_unordered(_score_group, work)
+            with tqdm(total=sum(len(g) for g in work), desc="scoring", unit="wav") as bar:
+                for group, group_results in scored:
+                    results.extend(group_results)
+                    if on_group is not None:
+                        on_group([(name, item, result) for (name, item), (_, result) in zip(group, group_results)])
+                    bar.update(len(group_results))
+    reports = {name: ScoreReport(name=name, infos=metric_infos(cfg), utts={}, config=to_dict(cfg)) for name in items}
+    for name, (utt, values, details, error) in sorted(results, key=lambda r: (r[0], r[1][0])):
+        report = reports[name]
         if error is not None:
-            logger.error("%s: not scored: %s", utt, error)
+            logger.error("%s: %s: not scored: %s", name, utt, error)
             report.errors[utt] = error
         else:
             report.utts[utt] = values
             if details:
                 report.details[utt] = details
-    return report
+    return reports
+
+
+def score_items(items: list[ScoreItem], cfg: MetricsConfig, nj: int = 1, name: str = "scores",
+                pool: Any = None) -> ScoreReport:
+    """The report of one list of items (`score_reports` with one name)."""
+    return score_reports({name: items}, cfg, nj, pool)[name]
