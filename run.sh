@@ -113,20 +113,18 @@ score_config=$(conf_path "${score_config:-${conf}/score/${size}.yaml}")
 asr_config=$(conf_path "${asr_config:-${conf}/asr/${size}.yaml}")
 tag=${tag:-${corpus}}
 [ -z "${conditions}" ] || infer_args="--conditions ${conditions} ${infer_args}"
-# Stage 4 trains exactly the flows the selected conditions of the infer config render with.
-flow_tags=$(python -m svslm.bin.infer --config "${infer_config}" ${conditions:+--conditions ${conditions}} --print_flow_tags) \
+# The selected conditions of the infer config, one "slug flow_tag" line each ("-": no flow): stage 4
+# trains exactly the flows they render with; "LM from scratch + CD" among them makes stages 2-3 also
+# fine-tune a random LM of the same geometry.
+plan=$(python -m svslm.bin.infer --config "${infer_config}" ${conditions:+--conditions ${conditions}} --print_plan) \
     || { log "cannot read the conditions of ${infer_config}"; exit 1; }
+flow_tags=$(awk '$2 != "-" && !seen[$2]++ {print $2}' <<< "${plan}")
 if [ -z "${flow_configs}" ]; then
     for t in ${flow_tags}; do flow_configs+="${conf}/flow/${t}.yaml "; done
 fi
 flow_configs=$(conf_path ${flow_configs})
-# "LM from scratch + CD" among the conditions: stages 2-3 also fine-tune a random LM of the same geometry.
-# (Read whole before grep: `grep -q` in a pipe exits at its match, and with pipefail the writer's
-# broken pipe would read as "not there".)
-selected=$(python -m svslm.bin.infer --config "${infer_config}" ${conditions:+--conditions ${conditions}} --print_conditions) \
-    || { log "cannot read the conditions of ${infer_config}"; exit 1; }
 scratch_lm=false
-if grep -qx lm_scratch_cd <<< "${selected}"; then
+if awk '$1 == "lm_scratch_cd" {found = 1} END {exit !found}' <<< "${plan}"; then
     scratch_lm=true
 fi
 for flow_config in ${flow_configs}; do
@@ -155,6 +153,32 @@ run_step() {
         exit 1
     fi
 }
+
+# beside CMD...: a step independent of the next ones in its stage. On CPU (--gpus 0) it runs in the
+# background, side by side with them: every process has one thread (path.sh), so the cores are
+# shared without BLAS threads contending. With GPUs it runs in the foreground, as each training
+# takes all of them. wait_beside waits for them all and stops the run if one failed.
+beside_pids=()
+beside() {
+    if [ "${gpus}" -gt 0 ]; then "$@"; return; fi
+    "$@" &
+    beside_pids+=($!)
+}
+wait_beside() {
+    local pid failed=0
+    for pid in "${beside_pids[@]}"; do wait "${pid}" || failed=1; done
+    beside_pids=()
+    [ ${failed} -eq 0 ] || { log "FAILED: a step run beside others (its log's tail is above)"; exit 1; }
+}
+# Background steps ignore Ctrl-C (non-interactive bash), and outlive a run stopped by a failure:
+# take their processes down with the run.
+stop_beside() {
+    local pid
+    for pid in "${beside_pids[@]}"; do pkill -TERM -P "${pid}" 2>/dev/null || true; kill "${pid}" 2>/dev/null || true; done
+}
+trap stop_beside EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # ---- scale-out helpers: job arrays through cmd.sh, torchrun for stages 4-5 ----
 [ -f ./cmd.sh ] && . ./cmd.sh || . "${SVSLM_ROOT}/cmd.sh"
@@ -221,15 +245,19 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
         run_step stage2_make_pretrained python -m svslm.bin.lm_make_pretrained \
             --config "${lm_config}" --token_list ${dump}/token_list/codec_ssl.txt --out_dir ${pretrained_lm} ${pretrained_args}
     fi
+    if ${scratch_lm}; then  # the same start without pretraining: a random LM of the config's geometry
+        scratch_init_steps() {
+            run_step stage2_make_scratch python -m svslm.bin.lm_make_pretrained \
+                --config "${lm_config}" --token_list ${dump}/token_list/codec_ssl.txt --out_dir ${exp}/pretrained_lm/${tag}_scratch ${pretrained_args}
+            run_step stage2_extend_vocab_scratch python -m svslm.bin.extend_vocab --config "${lm_config}" \
+                --pretrained_dir ${exp}/pretrained_lm/${tag}_scratch --token_list ${dump}/token_list/svs_lb.txt \
+                --out_dir ${dump}/lm_init_scratch ${extend_vocab_args}
+        }
+        beside scratch_init_steps
+    fi
     run_step stage2_extend_vocab python -m svslm.bin.extend_vocab --config "${lm_config}" \
         --pretrained_dir "${pretrained_lm}" --token_list ${dump}/token_list/svs_lb.txt --out_dir ${dump}/lm_init ${extend_vocab_args}
-    if ${scratch_lm}; then  # the same start without pretraining: a random LM of the config's geometry
-        run_step stage2_make_scratch python -m svslm.bin.lm_make_pretrained \
-            --config "${lm_config}" --token_list ${dump}/token_list/codec_ssl.txt --out_dir ${exp}/pretrained_lm/${tag}_scratch ${pretrained_args}
-        run_step stage2_extend_vocab_scratch python -m svslm.bin.extend_vocab --config "${lm_config}" \
-            --pretrained_dir ${exp}/pretrained_lm/${tag}_scratch --token_list ${dump}/token_list/svs_lb.txt \
-            --out_dir ${dump}/lm_init_scratch ${extend_vocab_args}
-    fi
+    wait_beside
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
@@ -241,10 +269,22 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         launcher=(torchrun --standalone --nproc_per_node 1)   # DeepSpeed on CPU, one process
     fi
     # --module, not -m: the deepspeed launcher accepts only the long form (torchrun takes both).
+    if ${scratch_lm}; then  # the same fine-tuning from random weights, beside the main one; only its test split is decoded (stage 6)
+        scratch_lm_steps() {
+            run_step stage3_lm_train_scratch "${launcher[@]}" --module svslm.bin.lm_train \
+                --config "${lm_config}" --init_dir ${dump}/lm_init_scratch \
+                --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp}_scratch ${lm_args}
+            run_step stage3_lm_decode_scratch_test python -m svslm.bin.lm_decode \
+                --config "${decode_config}" --model_dir ${lm_exp}_scratch/best \
+                --data_json ${dump}/test/data.json --out_dir ${lm_exp}_scratch/decode/test ${decode_args}
+        }
+        beside scratch_lm_steps
+    fi
     run_step stage3_lm_train "${launcher[@]}" --module svslm.bin.lm_train \
         --config "${lm_config}" --init_dir ${dump}/lm_init \
         --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp} ${lm_args}
-    for split in ${lm_decode_sets}; do
+    decode_steps() {  # decode_steps SPLIT: the fine-tuned LM's decoding of one split
+        local split=$1 runner device
         if [ "${num_jobs}" -gt 0 ]; then  # chunks as an array (on GPUs with --gpus); the run below merges
             runner=${train_cmd}; device=cpu  # a --device in decode_args comes last and wins
             [ "${gpus}" -gt 0 ] && runner=${cuda_cmd} && device=cuda
@@ -256,25 +296,22 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         run_step stage3_lm_decode_${split} python -m svslm.bin.lm_decode \
             --config "${decode_config}" --model_dir ${lm_exp}/best \
             --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split} ${decode_args}
+    }
+    for split in ${lm_decode_sets}; do  # the splits are independent: side by side on CPU
+        beside decode_steps ${split}
     done
-    if ${scratch_lm}; then  # the same fine-tuning from random weights; only the test split is decoded (stage 6)
-        run_step stage3_lm_train_scratch "${launcher[@]}" --module svslm.bin.lm_train \
-            --config "${lm_config}" --init_dir ${dump}/lm_init_scratch \
-            --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp}_scratch ${lm_args}
-        run_step stage3_lm_decode_scratch_test python -m svslm.bin.lm_decode \
-            --config "${decode_config}" --model_dir ${lm_exp}_scratch/best \
-            --data_json ${dump}/test/data.json --out_dir ${lm_exp}_scratch/decode/test ${decode_args}
-    fi
+    wait_beside
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     log "===== Stage 4: flow matching (${flow_configs//$'\n'/ }) -> ${exp}/flow/ ====="
-    for flow_config in ${flow_configs}; do
+    for flow_config in ${flow_configs}; do  # the flows are independent: side by side on CPU
         flow_tag=$(basename "${flow_config}" .yaml)
-        run_step stage4_flow_${flow_tag} "${train_launcher[@]}" -m svslm.bin.flow_train \
+        beside run_step stage4_flow_${flow_tag} "${train_launcher[@]}" -m svslm.bin.flow_train \
             --config "${flow_config}" --data_dir ${data} --dump_dir ${dump} \
             --lm_decode_dir ${lm_exp}/decode --exp_dir ${exp}/flow/${tag}/${flow_tag} ${flow_args}
     done
+    wait_beside
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then

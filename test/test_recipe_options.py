@@ -68,3 +68,23 @@ def test_logs_go_under_the_runs_tag(tmp_path):
     for tag in ("first", "second"):
         assert run_sh(tmp_path, "--tag", tag).returncode == 0
     assert sorted(p.name for p in (tmp_path / "exp/logs").iterdir()) == ["first", "second"]
+
+
+@pytest.mark.slow
+def test_stage_4_flows_run_side_by_side_on_cpu_and_one_after_another_on_gpus(tmp_path):
+    """Stage 4 without stage 3's decodes: every flow fails. On CPU the three run side by side, so
+    all three start and fail, and the run stops naming them; with --gpus each takes all the
+    GPUs, so the first failure stops the run before the next flow starts."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [str(ROOT / "run.sh"), "--stage", "4", "--stop_stage", "4"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    logs = sorted(p.stem for p in (tmp_path / "exp/logs/mini").glob("stage4_flow_*.log"))
+    assert logs == ["stage4_flow_tiny_flow1_codec", "stage4_flow_tiny_flow1_mel", "stage4_flow_tiny_flow2_mel"]
+    assert all(f"FAILED: {name}" in proc.stderr for name in logs)
+    assert "FAILED: a step run beside others" in proc.stderr
+
+    proc = subprocess.run([*cmd, "--gpus", "1", "--tag", "gpu"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    assert [p.stem for p in (tmp_path / "exp/logs/gpu").glob("stage4_flow_*.log")] == ["stage4_flow_tiny_flow1_codec"]

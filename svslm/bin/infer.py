@@ -31,11 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flow_root", help="stage 4 runs: one directory per flow config")
     parser.add_argument("--vocoder_dir", help="stage 5 run")
     parser.add_argument("--out_dir", help="where wav/ and manifest.json go")
-    parser.add_argument("--print_flow_tags", action="store_true",
-                        help="print the flow tags the (selected) conditions render with, one a line, and exit: "
-                             "the flows stage 4 trains (conf/flow/<tag>.yaml)")
-    parser.add_argument("--print_conditions", action="store_true",
-                        help="print the slugs of the (selected) conditions, one a line, and exit")
+    parser.add_argument("--print_plan", action="store_true",
+                        help="print each (selected) condition's slug and the flow tag it renders with ('-': none), "
+                             "one condition a line, and exit: run.sh trains those flows (conf/flow/<tag>.yaml) in stage 4")
     parser.add_argument("--nj", type=int, default=1, help="parallel synthesis processes")
     parser.add_argument("--conditions", nargs="+", default=None,
                         help="render only these (paper names or slugs, e.g. lm_flow2_voc); default: all in the config")
@@ -46,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     missing = [f"--{k}" for k in ("data_dir", "dump_dir", "lm_dir", "flow_root", "vocoder_dir", "out_dir")
                if getattr(args, k) is None]
-    if missing and not (args.print_flow_tags or args.print_conditions):
+    if missing and not args.print_plan:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     try:
         job = job_from_args(args)
@@ -54,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     return run_infer_stage(args.config, args.override, args.conditions, args.data_dir, args.split, args.dump_dir,
                            args.lm_dir, args.flow_root, args.vocoder_dir, args.out_dir, nj=args.nj, job=job,
-                           print_flow_tags=args.print_flow_tags, print_conditions=args.print_conditions,
-                           lm_scratch_dir=args.lm_scratch_dir)
+                           print_plan=args.print_plan, lm_scratch_dir=args.lm_scratch_dir)
 
 
 if __name__ == "__main__":

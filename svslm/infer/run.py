@@ -430,14 +430,13 @@ def run_inference(
 def run_infer_stage(config_path: str, overrides: list[str] | None, conditions: list[str] | None,
                     data_dir: str | Path | None, split: str, dump_dir: str | Path | None, lm_dir: str | Path | None,
                     flow_root: str | Path | None, vocoder_dir: str | Path | None, out_dir: str | Path | None,
-                    nj: int = 1, job: JobSlice | None = None, print_flow_tags: bool = False,
-                    print_conditions: bool = False, lm_scratch_dir: str | Path | None = None) -> int:
+                    nj: int = 1, job: JobSlice | None = None, print_plan: bool = False,
+                    lm_scratch_dir: str | Path | None = None) -> int:
     """Stage 6's rendering as `svslm.bin.infer` runs it; returns the exit status. The config
     (with `overrides`, cut to `conditions`) and any error are logged, not raised.
-    `print_flow_tags`: print the flows the selected conditions render with (what stage 4 must
-    train), one a line, and render nothing (the directories may then be None);
-    `print_conditions`: the same for the selected conditions' slugs (run.sh asks whether stage 3
-    must also train the LM from scratch)."""
+    `print_plan`: print one line per selected condition, its slug and the flow tag it renders
+    with (`-` for none), and render nothing (the directories may then be None): run.sh reads from
+    it which flows stage 4 trains and whether stage 3 also trains the LM from scratch."""
     try:
         config = load_infer_config(config_path, overrides)
         if conditions:
@@ -445,8 +444,8 @@ def run_infer_stage(config_path: str, overrides: list[str] | None, conditions: l
     except (ConfigError, ValueError) as err:
         log.error("%s: %s", config_path, err)
         return 1
-    if print_flow_tags or print_conditions:
-        print("\n".join(config.flow_tags() if print_flow_tags else [get_condition(cc.name).slug for cc in config.conditions]))
+    if print_plan:
+        print("\n".join(f"{get_condition(cc.name).slug} {cc.flow_tag or '-'}" for cc in config.conditions))
         return 0
     try:
         manifest = run_inference(config, config_path, Path(data_dir) / split, dump_dir, lm_dir, flow_root,
