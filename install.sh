@@ -54,4 +54,8 @@ else
     # torchcrepe) must not leave it installed, or `import` of it crashes.
     pip uninstall -y torchaudio >/dev/null 2>&1 || true
 fi
+# DeepSpeed's communication layer JIT-compiles a shared-memory op on its first CPU run (~45 s of
+# stage 3 otherwise); build it now, into the venv's cache that path.sh points torch at.
+export TORCH_EXTENSIONS_DIR="${PWD}/venv/torch_extensions"
+python -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()"
 python -c "import svslm, torch, deepspeed, transformers, pyworld, pysptk; print('svslm installed; torch', torch.__version__)"

@@ -2,6 +2,9 @@
 SVSLM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [ -f "${SVSLM_ROOT}/venv/bin/activate" ]; then
     . "${SVSLM_ROOT}/venv/bin/activate"
+    # DeepSpeed's JIT-built ops (install.sh builds the CPU one) belong to this venv's torch: kept
+    # beside it, a second venv on the machine neither rebuilds nor overwrites them.
+    export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-${SVSLM_ROOT}/venv/torch_extensions}"
 fi
 export PYTHONPATH="${SVSLM_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
 export PYTHONIOENCODING=UTF-8
