@@ -17,7 +17,7 @@ prepare_config="${root}/conf/data/prepare.yaml"      # stage-1 tolerances
 . "${root}/utils/parse_options.sh"
 
 log "mini corpus -> ${db_root} (${corpus_config})"
-python "${root}/local/mini/make_corpus.py" --config "${corpus_config}" --out_dir "${db_root}"
+python "${root}/local/mini/make_corpus.py" --config "${corpus_config}" --out_dir "${db_root}" --nj "${nj}"
 log "data preparation: ${db_root} -> ${data_dir}/"
 python -m svslm.bin.prepare_data --format ace_opencpop --db_root "${db_root}" --data_dir "${data_dir}" \
     --fs "${fs}" --nj "${nj}" --skip_bad "${skip_bad}" --config "${prepare_config}"

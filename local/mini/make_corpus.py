@@ -13,6 +13,7 @@ or made from another config or code, is generated again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -38,6 +39,7 @@ from svslm.data.phonemes import PHONEMES
 from svslm.utils.config import load_config, to_dict
 from svslm.utils.fileio import atomic_path, atomic_write_text
 from svslm.utils.logging import setup_logging
+from svslm.utils.workers import process_pool
 
 log = logging.getLogger("svslm")
 COMPLETE = "COMPLETE"
@@ -226,14 +228,25 @@ def _row(row: Planned, cfg: MiniCorpusConfig) -> dict:
     }
 
 
-def make_corpus(cfg: MiniCorpusConfig, out_dir: str | Path, name: str = "corpus config") -> dict[str, int]:
+def _row_of(job: tuple[Planned, MiniCorpusConfig]) -> dict:
+    return _row(*job)
+
+
+def make_corpus(cfg: MiniCorpusConfig, out_dir: str | Path, name: str = "corpus config", nj: int = 1) -> dict[str, int]:
     """Write the corpus to `out_dir`; returns utterances per split. `name` (the config file) is
-    what a CoverageError names."""
+    what a CoverageError names. `nj` processes render the audio; each utterance has its own random
+    generator, so the corpus does not depend on `nj`."""
     out_dir = Path(out_dir)
-    plan = plan_corpus(cfg, name)
+    plan = sorted(plan_corpus(cfg, name), key=lambda r: r.segment_id)
     rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
-    for row in sorted(plan, key=lambda r: r.segment_id):
-        rows[row.split].append(_row(row, cfg))
+    jobs = [(row, cfg) for row in plan]
+    with contextlib.ExitStack() as stack:
+        if nj > 1:
+            rendered = stack.enter_context(process_pool(nj, threads=None)).imap(_row_of, jobs, chunksize=4)
+        else:
+            rendered = map(_row_of, jobs)
+        for row, out in zip(plan, rendered):
+            rows[row.split].append(out)
     for split, split_rows in rows.items():
         path = out_dir / "data" / f"{split}-00000-of-00001.parquet"
         with atomic_path(path) as tmp:
@@ -267,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out_dir", required=True, help="corpus directory to write")
     parser.add_argument("--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. train_songs=3 (repeatable; YAML values)")
+    parser.add_argument("--nj", type=int, default=1, help="processes rendering the audio (the corpus is the same for any)")
     args = parser.parse_args(argv)
     setup_logging()
     cfg = load_config(args.config, MiniCorpusConfig, args.override)
@@ -275,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     start = time.perf_counter()
     try:
-        counts = make_corpus(cfg, args.out_dir, args.config)
+        counts = make_corpus(cfg, args.out_dir, args.config, args.nj)
     except CoverageError as err:
         log.error("%s", err)
         return 1

@@ -58,7 +58,7 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     for corpus in singing speech; do
         config=${corpus_config}; [ ${corpus} = speech ] && config=${speech_config}
         log "===== Stage 1: zoo ${corpus} corpus (${config}) -> ${work_dir}/${corpus}/{corpus,data} ====="
-        run_step stage1_${corpus}_corpus python "${root}/local/mini/make_corpus.py" --config "${config}" \
+        run_step stage1_${corpus}_corpus python "${root}/local/mini/make_corpus.py" --config "${config}" --nj ${nj} \
             --out_dir "${work_dir}/${corpus}/corpus" ${corpus_overrides:+--override ${corpus_overrides}}
         run_step stage1_${corpus}_prepare python -m svslm.bin.prepare_data --format ace_opencpop \
             --db_root "${work_dir}/${corpus}/corpus" --data_dir "${work_dir}/${corpus}/data" --fs 16000 --nj ${nj} \
