@@ -22,8 +22,8 @@ stage=1                 # first stage to run
 stop_stage=6            # last stage to run
 corpus=mini             # mini | ace_opencpop | opencpop
 db_root=                # corpus on disk; default from db.sh
-nj=2                    # parallel jobs for data, tokenization, inference and scoring
-gpus=0                  # GPUs per node for stages 3-5 (0 = CPU, one process); stages 4-5 run under torchrun
+nj=2                    # parallel jobs for data, tokenization, inference and scoring; on CPU also the vocoder's data-parallel processes
+gpus=0                  # GPUs per node for stages 3-5 (0 = CPU: independent steps side by side); stages 4-5 run under torchrun
 skip_bad=false          # stage 1: skip (and list) bad utterances instead of failing
 fs=16000                # sample rate of the prepared audio (the codec's)
 pretrained_lm=          # ESPnet-SpeechLM checkpoint: dir with config.yaml + weights, or a weights file; mini default: the zoo's (local/mini_zoo/models/slm) unless --tokenize_config is given; "none" on mini = random init (the LM from scratch)
@@ -211,12 +211,19 @@ run_jobs() {
     fi
 }
 
-# Stages 4-5: one process, or torchrun with --gpus processes per node (data parallel).
+# Stages 4-5: torchrun with --gpus processes per node (data parallel). On CPU each flow is one
+# process (stage 4 runs them side by side), and the vocoder is data parallel over --nj processes
+# of one thread (gloo): on 2 idle cores 50 fine-tuning steps take 47 s instead of 70
+# (bench/results/recipe.md).
 if [ "${gpus}" -gt 0 ]; then
     # shellcheck disable=SC2206 # torchrun_opts is a list of options
     train_launcher=(torchrun --nproc_per_node "${gpus}" ${torchrun_opts:---standalone})
+    vocoder_launcher=("${train_launcher[@]}")
 else
     train_launcher=(python)
+    vocoder_launcher=(python)
+    # shellcheck disable=SC2206 # torchrun_opts is a list of options
+    [ "${nj}" -le 1 ] || vocoder_launcher=(torchrun --nproc_per_node "${nj}" ${torchrun_opts:---standalone})
 fi
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
@@ -320,7 +327,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         pretrained_vocoder=$(conf_path "${pretrained_vocoder}")
         vocoder_args="--override train.init_from=${pretrained_vocoder} ${vocoder_args}"
     fi
-    run_step stage5_vocoder "${train_launcher[@]}" -m svslm.bin.vocoder_train \
+    run_step stage5_vocoder "${vocoder_launcher[@]}" -m svslm.bin.vocoder_train \
         --config "${vocoder_config}" --data_dir ${data} --exp_dir ${voc_exp} ${vocoder_args}
 fi
 
