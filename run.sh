@@ -150,6 +150,10 @@ run_step() {
         log "FAILED: ${name}; last lines of ${logfile}:"
         # Progress bars redraw with \r: split them into lines and drop them (tqdm's "NN%|").
         tail -c 100000 "${logfile}" | tr '\r' '\n' | grep -v '%|' | tail -n 30 >&2
+        # Under torchrun the last lines are the launcher's summary: name the workers' errors too.
+        local errors
+        errors=$(tr '\r' '\n' < "${logfile}" | grep -aE '(^|: )[A-Za-z_.]*(Error|Exception): ' | tail -n 4 || true)
+        [ -z "${errors}" ] || log "FAILED: ${name}: the errors in ${logfile}:\n${errors}"
         exit 1
     fi
 }
