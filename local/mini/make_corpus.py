@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -228,10 +229,6 @@ def _row(row: Planned, cfg: MiniCorpusConfig) -> dict:
     }
 
 
-def _row_of(job: tuple[Planned, MiniCorpusConfig]) -> dict:
-    return _row(*job)
-
-
 def make_corpus(cfg: MiniCorpusConfig, out_dir: str | Path, name: str = "corpus config", nj: int = 1) -> dict[str, int]:
     """Write the corpus to `out_dir`; returns utterances per split. `name` (the config file) is
     what a CoverageError names. `nj` processes render the audio; each utterance has its own random
@@ -239,12 +236,12 @@ def make_corpus(cfg: MiniCorpusConfig, out_dir: str | Path, name: str = "corpus 
     out_dir = Path(out_dir)
     plan = sorted(plan_corpus(cfg, name), key=lambda r: r.segment_id)
     rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
-    jobs = [(row, cfg) for row in plan]
+    render = functools.partial(_row, cfg=cfg)
     with contextlib.ExitStack() as stack:
         if nj > 1:
-            rendered = stack.enter_context(process_pool(nj, threads=None)).imap(_row_of, jobs, chunksize=4)
+            rendered = stack.enter_context(process_pool(nj, threads=None)).imap(render, plan, chunksize=4)
         else:
-            rendered = map(_row_of, jobs)
+            rendered = map(render, plan)
         for row, out in zip(plan, rendered):
             rows[row.split].append(out)
     for split, split_rows in rows.items():

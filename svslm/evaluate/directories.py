@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from svslm.evaluate.config import MetricsConfig
-from svslm.evaluate.na import MetricUnavailable, is_na, na_reason, to_jsonable
+from svslm.evaluate.na import from_jsonable, to_jsonable
 from svslm.evaluate.scorer import (
     ScoreItem,
     ScoreReport,
@@ -70,13 +70,14 @@ def score_wav_dirs(ref_dir: Path, hyp_dir: Path, out_dir: Path, cfg: MetricsConf
     return 0
 
 
+def item_fingerprint(item: ScoreItem) -> list:
+    """Which files one item scores, by size and modification time: a changed wav means re-scoring."""
+    ref, hyp = Path(item.ref_path).stat(), Path(item.hyp_path).stat()
+    return [item.ref_path, ref.st_size, ref.st_mtime_ns, item.hyp_path, hyp.st_size, hyp.st_mtime_ns]
+
+
 def fingerprint(items: list[ScoreItem]) -> dict[str, list]:
-    """Which files were scored, by size and modification time: a changed wav means re-scoring."""
-    out = {}
-    for it in items:
-        ref, hyp = Path(it.ref_path).stat(), Path(it.hyp_path).stat()
-        out[it.utt] = [it.ref_path, ref.st_size, ref.st_mtime_ns, it.hyp_path, hyp.st_size, hyp.st_mtime_ns]
-    return out
+    return {it.utt: item_fingerprint(it) for it in items}
 
 
 PARTIAL_DIR = "partial"  # scores/partial/<utt>.json: results of a scoring pass not yet finished
@@ -90,35 +91,34 @@ class PartialScores:
     def __init__(self, scores_dir: Path, cfg: MetricsConfig):
         self.dir, self.config = scores_dir / PARTIAL_DIR, to_dict(cfg)
 
-    def _path(self, utt: str) -> Path:
-        return self.dir / f"{utt}.json"
+    def _load(self, utt: str) -> dict[str, dict]:
+        """The saved results of one reference, by system name ({} when none or another config)."""
+        path = self.dir / f"{utt}.json"
+        saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return saved.get("results", {}) if saved.get("config") == self.config else {}
 
-    def known(self, systems: list[tuple[str, list[ScoreItem]]]) -> dict[tuple[str, str], tuple]:
+    def known(self, systems: dict[str, list[ScoreItem]]) -> dict[tuple[str, str], tuple]:
+        """The saved results of these systems' items, by (name, utt), where the files are unchanged."""
+        saved = {u: self._load(u) for u in {it.utt for items in systems.values() for it in items}}
         out: dict[tuple[str, str], tuple] = {}
-        for name, items in systems:
+        for name, items in systems.items():
             for item in items:
-                path = self._path(item.utt)
-                if not path.is_file():
-                    continue
-                saved = json.loads(path.read_text(encoding="utf-8"))
-                entry = saved.get("results", {}).get(name)
-                if saved.get("config") == self.config and entry and entry["inputs"] == fingerprint([item])[item.utt]:
-                    values = {k: MetricUnavailable(na_reason(v)) if is_na(v) else v for k, v in (entry["values"] or {}).items()}
-                    out[(name, item.utt)] = (item.utt, values if entry["values"] is not None else None,
-                                             entry["details"], entry["error"])
+                entry = saved[item.utt].get(name)
+                if entry and entry["inputs"] == item_fingerprint(item):
+                    values = None if entry["values"] is None else {k: from_jsonable(v) for k, v in entry["values"].items()}
+                    out[(name, item.utt)] = (item.utt, values, entry["details"], entry["error"])
         if out:
             logger.info("%d result(s) of an unfinished scoring pass reused from %s/", len(out), self.dir)
         return out
 
     def save(self, group: list[tuple[str, ScoreItem, tuple]]) -> None:
+        """Add one reference's fresh results to what is saved for it."""
         utt = group[0][1].utt
-        path = self._path(utt)
-        saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        results = saved.get("results", {}) if saved.get("config") == self.config else {}
+        results = self._load(utt)
         for name, item, (_, values, details, error) in group:
-            results[name] = {"inputs": fingerprint([item])[item.utt], "error": error, "details": details,
+            results[name] = {"inputs": item_fingerprint(item), "error": error, "details": details,
                              "values": None if values is None else {k: to_jsonable(v) for k, v in values.items()}}
-        atomic_write_json(path, {"config": self.config, "results": results})
+        atomic_write_json(self.dir / f"{utt}.json", {"config": self.config, "results": results})
 
     def clear(self) -> None:
         if self.dir.is_dir():
@@ -182,7 +182,7 @@ def score_eval_dir(cfg: MetricsConfig, data_dir: Path, split: str, eval_dir: Pat
     if pending:
         partial = PartialScores(scores_dir, cfg)
         by_name = {name: items for _, name, items, _ in pending}
-        fresh = score_reports(by_name, cfg, nj, known=partial.known(list(by_name.items())), on_group=partial.save)
+        fresh = score_reports(by_name, cfg, nj, known=partial.known(by_name), on_group=partial.save)
         for slug, name, items, hyp_names in pending:
             write_condition(fresh[name], slug, items, refs, hyp_names, scores_dir)
             reports[slug] = fresh[name]

@@ -43,3 +43,8 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, MetricUnavailable):
         return value.to_json()
     return float(value)
+
+
+def from_jsonable(value: Any) -> Any:
+    """`to_jsonable`'s output read back: `{"n/a": reason}` becomes a `MetricUnavailable` again."""
+    return MetricUnavailable(na_reason(value)) if is_na(value) else value

@@ -30,7 +30,13 @@ from svslm.evaluate.mcd_f0 import (
     world_features,
 )
 from svslm.evaluate.mos import SheetSsqa, SingMos, dnsmos
-from svslm.evaluate.na import MetricUnavailable, is_na, na_reason, to_jsonable
+from svslm.evaluate.na import (
+    MetricUnavailable,
+    from_jsonable,
+    is_na,
+    na_reason,
+    to_jsonable,
+)
 from svslm.evaluate.per import load_recognizer, metric_name, phone_errors
 from svslm.evaluate.singer_sim import (
     ResemblyzerEmbedder,
@@ -257,13 +263,10 @@ class ScoreReport:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScoreReport:
         """Read back `to_json`'s output (n/a values become `MetricUnavailable` again)."""
-        def value(v: Any) -> Any:
-            return MetricUnavailable(na_reason(v)) if is_na(v) else v
-
         return cls(
             name=data["name"],
             infos={k: MetricInfo(**i) for k, i in data["metrics"].items()},
-            utts={u: {k: value(v) for k, v in vals.items()} for u, vals in data["utts"].items()},
+            utts={u: {k: from_jsonable(v) for k, v in vals.items()} for u, vals in data["utts"].items()},
             details=data.get("details", {}), errors=data.get("errors", {}),
             only_in_ref=data.get("only_in_ref", []), only_in_hyp=data.get("only_in_hyp", []),
             config=data.get("config", {}), inputs=data.get("inputs", {}),
@@ -352,11 +355,11 @@ def _file_size(path: str) -> int:
         return 0  # scoring it reports why it cannot be read
 
 
-def _score_group(group: list[tuple[str, ScoreItem]]) -> tuple[list[tuple[str, ScoreItem]], list[tuple[str, tuple]]]:
-    return group, [(name, _score_one(item)) for name, item in group]
-
-
 Result = tuple  # (utt, values, details, error) of one scored item, as `_score_one` returns it
+
+
+def _score_group(group: list[tuple[str, ScoreItem]]) -> list[tuple[str, Result]]:
+    return [(name, _score_one(item)) for name, item in group]
 
 
 def score_reports(items: dict[str, list[ScoreItem]], cfg: MetricsConfig, nj: int = 1, pool: Any = None,
@@ -373,6 +376,7 @@ def score_reports(items: dict[str, list[ScoreItem]], cfg: MetricsConfig, nj: int
     taken as they are (scored before); `on_group`: called with each reference's fresh results as
     they arrive (to save them, so that a killed run resumes)."""
     known = known or {}
+    item_of = {(name, item.utt): item for name, its in items.items() for item in its}
     groups: dict[str, list[tuple[str, ScoreItem]]] = {}
     for name, its in items.items():
         for item in its:
@@ -391,10 +395,10 @@ def score_reports(items: dict[str, list[ScoreItem]], cfg: MetricsConfig, nj: int
                     pool = stack.enter_context(scoring_pool(cfg, nj))
                 scored = pool.imap_unordered(_score_group, work)
             with tqdm(total=sum(len(g) for g in work), desc="scoring", unit="wav") as bar:
-                for group, group_results in scored:
+                for group_results in scored:
                     results.extend(group_results)
                     if on_group is not None:
-                        on_group([(name, item, result) for (name, item), (_, result) in zip(group, group_results)])
+                        on_group([(name, item_of[name, result[0]], result) for name, result in group_results])
                     bar.update(len(group_results))
     reports = {name: ScoreReport(name=name, infos=metric_infos(cfg), utts={}, config=to_dict(cfg)) for name in items}
     for name, (utt, values, details, error) in sorted(results, key=lambda r: (r[0], r[1][0])):

@@ -63,10 +63,6 @@ class InferConfig:
         cc = self.condition(name)
         return self.seed if cc.seed is None else cc.seed
 
-    def flow_tags(self) -> list[str]:
-        """The flow models the conditions render with, in order, each once: what stage 4 must train."""
-        return list(dict.fromkeys(cc.flow_tag for cc in self.conditions if cc.flow_tag))
-
 
 def select_conditions(config: InferConfig, names: list[str], where: str) -> InferConfig:
     """`config` with only the conditions `names` (paper names or slugs), in the config's order."""
