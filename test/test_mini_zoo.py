@@ -193,6 +193,10 @@ def test_committed_tokenizers_and_slm_fit_the_mini_recipe_configs():
     cfg = model.corelm.decoders.model.config
     assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.intermediate_size) == (
         lm.model.hidden_size, lm.model.num_hidden_layers, lm.model.num_attention_heads, lm.model.intermediate_size)
+    # Its config.yaml says how it was pretrained (the sequence of conf/slm.yaml, which conf/lm/tiny.yaml
+    # fine-tunes with): a checkpoint that claims another prompt length is read wrongly by any tool
+    # that builds its sequence from the checkpoint (lm_probe, bench/lm_condition_use.py).
+    assert model.sequence == load_config(ZOO / "conf/slm.yaml", LMRecipeConfig).sequence == lm.sequence
     state = torch.load(ZOO / "models/slm/model.pth", map_location="cpu", weights_only=True)
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     # Every Opencpop phone has its svs_lb token, so any lyric sings with the fine-tuned SLM.
