@@ -20,7 +20,6 @@ averaged over the utterances. Writes one JSON line per condition (appended to --
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from svslm.lm.data import read_data_json
 from svslm.lm.inference import load_lm
 from svslm.lm.sequence import build_example, collate
+from svslm.utils.fileio import append_jsonl
 
 REST_PITCH = "svs_0"
 
@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     for line in condition_use(args.model_dir, args.data_json, args.n_utts, args.offset, tuple(args.shifts)):
         line = {"label": args.label, "model_dir": str(args.model_dir), "data_json": str(args.data_json), **line}
-        print(json.dumps(line), flush=True)
-        if args.out:
-            with open(args.out, "a", encoding="utf-8") as f:
-                f.write(json.dumps(line) + "\n")
+        append_jsonl(args.out, line)
     return 0
 
 

@@ -15,7 +15,6 @@ trained with); a checkpoint directory in --weights carries its own.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import sys
@@ -27,14 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from svslm.evaluate.mcd_f0 import McdF0Config, mcd_f0  # noqa: E402
-from svslm.lm.checkpoint import HF_CONFIG_DIR  # noqa: E402
-from svslm.lm.data import read_data_json  # noqa: E402
-from svslm.lm.inference import DecodeConfig, decode, load_lm  # noqa: E402
-from svslm.tokenize.codec import load_codec  # noqa: E402
-from svslm.utils.audio import SAMPLE_RATE, load_wav  # noqa: E402
-from svslm.utils.config import load_config  # noqa: E402
-from svslm.utils.fileio import read_kaldi_map  # noqa: E402
+from svslm.evaluate.mcd_f0 import McdF0Config, mcd_f0
+from svslm.lm.checkpoint import HF_CONFIG_DIR
+from svslm.lm.data import read_data_json
+from svslm.lm.inference import DecodeConfig, decode, load_lm
+from svslm.tokenize.codec import load_codec
+from svslm.utils.audio import SAMPLE_RATE, load_wav
+from svslm.utils.config import load_config
+from svslm.utils.fileio import append_jsonl, read_kaldi_map
 
 
 def model_dir(weights: Path, init_dir: Path | None, scratch: Path) -> Path:
@@ -91,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             line = {"label": args.label, "weights": str(weights), "step": step_of(weights), "minutes": args.minutes,
                     "split": args.split,
                     "n_utts": len(utts), **mean, "seconds": round(time.time() - start, 1)}
-            print(json.dumps(line), flush=True)
-            with open(args.out, "a", encoding="utf-8") as f:
-                f.write(json.dumps(line) + "\n")
+            append_jsonl(args.out, line)
     return 0
 
 

@@ -22,6 +22,8 @@ import numpy as np
 import pyworld
 import soundfile as sf
 
+from svslm.utils.fileio import append_jsonl
+
 
 def sung_notes(wav: Path, notes: list[dict], min_note: float, margin: float) -> tuple[list[tuple[int, float]], int]:
     """([(note MIDI, median sung MIDI)], notes skipped for too few voiced frames)."""
@@ -73,10 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         line = {"label": args.label, "condition": condition, "skipped": skipped,
                 **summary([p for pairs in by_singer.values() for p in pairs]),
                 "per_singer": {s: summary(p) for s, p in sorted(by_singer.items())}}
-        print(json.dumps(line), flush=True)
-        if args.out:
-            with open(args.out, "a", encoding="utf-8") as f:
-                f.write(json.dumps(line) + "\n")
+        append_jsonl(args.out, line)
     return 0
 
 

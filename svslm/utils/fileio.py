@@ -69,6 +69,16 @@ def atomic_save_npy(path: str | Path, array) -> None:
         np.save(f, array)
 
 
+def append_jsonl(path: str | Path | None, obj) -> None:
+    """Print `obj` as one JSON line and, with a `path`, append it there (benchmarks' result logs,
+    which collect the lines of several runs)."""
+    line = json.dumps(obj)
+    print(line, flush=True)
+    if path is not None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
 def read_kaldi_map(path: str | Path) -> dict[str, str]:
     """Read `<key> <value...>` lines (wav.scp, utt2spk, text, ...) in file order.
 
