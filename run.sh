@@ -26,7 +26,7 @@ nj=2                    # parallel jobs for data, tokenization, inference and sc
 gpus=0                  # GPUs per node for stages 3-5 (0 = CPU: independent steps side by side); stages 4-5 run under torchrun
 skip_bad=false          # stage 1: skip (and list) bad utterances instead of failing
 fs=16000                # sample rate of the prepared audio (the codec's)
-pretrained_lm=          # ESPnet-SpeechLM checkpoint: dir with config.yaml + weights, or a weights file; mini default: the zoo's (local/mini_zoo/models/slm) unless --tokenize_config is given; "none" on mini = random init (the LM from scratch)
+pretrained_lm=          # ESPnet-SpeechLM checkpoint: dir with config.yaml + weights, or a weights file; mini default: the zoo's (local/mini_zoo/models/slm) unless --tokenize_config is given; "none" on mini = random init (the LM from scratch; the "LM from scratch" row then reads this LM instead of training a second one)
 pretrained_tokenizers=  # stage 2: codec/ and ssl/ fitted elsewhere; mini default: the zoo's (local/mini_zoo/models/tokenizers) unless --tokenize_config is given; "none" = fit them on the training split
 tokenize_config=        # stage 2 YAML
 lm_config=              # stage 3 YAML (model + training + deepspeed json)
@@ -115,7 +115,7 @@ tag=${tag:-${corpus}}
 [ -z "${conditions}" ] || infer_args="--conditions ${conditions} ${infer_args}"
 # The selected conditions of the infer config, one "slug flow_tag" line each ("-": no flow): stage 4
 # trains exactly the flows they render with; "LM from scratch + CD" among them makes stages 2-3 also
-# fine-tune a random LM of the same geometry.
+# fine-tune a random LM of the same geometry (below, after lm_exp).
 plan=$(python -m svslm.bin.infer --config "${infer_config}" ${conditions:+--conditions ${conditions}} --print_plan) \
     || { log "cannot read the conditions of ${infer_config}"; exit 1; }
 flow_tags=$(awk '$2 != "-" && !seen[$2]++ {print $2}' <<< "${plan}")
@@ -123,10 +123,6 @@ if [ -z "${flow_configs}" ]; then
     for t in ${flow_tags}; do flow_configs+="${conf}/flow/${t}.yaml "; done
 fi
 flow_configs=$(conf_path ${flow_configs})
-scratch_lm=false
-if awk '$1 == "lm_scratch_cd" {found = 1} END {exit !found}' <<< "${plan}"; then
-    scratch_lm=true
-fi
 for flow_config in ${flow_configs}; do
     t=$(basename "${flow_config}" .yaml)
     if ! grep -qx "${t}" <<< "${flow_tags}"; then
@@ -137,9 +133,20 @@ done
 
 data=data; dump=dump; exp=exp
 lm_exp=${exp}/lm/${tag}; voc_exp=${exp}/vocoder/${tag}; eval_exp=${exp}/eval/${tag}
+# The "LM from scratch" row: the same fine-tuning from a random LM, trained beside the main one
+# (scratch_lm). Without a pretrained LM the main LM is that random LM already (the same seed, the
+# same fine-tuning), so the row reads the main LM rather than training the same LM twice.
+scratch_lm=false; scratch_lm_dir=; scratch_note=
+if awk '$1 == "lm_scratch_cd" {found = 1} END {exit !found}' <<< "${plan}"; then
+    if [ -z "${pretrained_lm}" ] || [ "${pretrained_lm}" = none ]; then
+        scratch_lm_dir=${lm_exp}; scratch_note="; LM from scratch row: the main LM (no pretrained LM)"
+    else
+        scratch_lm=true; scratch_lm_dir=${lm_exp}_scratch; scratch_note="; LM from scratch row: ${scratch_lm_dir}, beside the main LM"
+    fi
+fi
 logdir=${exp}/logs/${tag}   # per run: a second --tag does not overwrite the first run's logs
 mkdir -p ${logdir}
-log "run '${tag}' (${corpus}, ${size} configs); stage 4 trains: ${flow_configs//$'\n'/ }; logs: ${logdir}/"
+log "run '${tag}' (${corpus}, ${size} configs); stage 4 trains: ${flow_configs//$'\n'/ }${scratch_note}; logs: ${logdir}/"
 
 # run_step NAME CMD...: run CMD with its output in exp/logs/<tag>/NAME.log; on failure show the log's tail.
 run_step() {
@@ -337,8 +344,7 @@ fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     log "===== Stage 6: inference, scoring, RESULTS.md and report -> ${eval_exp}/ ====="
-    scratch_opt=
-    if ${scratch_lm}; then scratch_opt="--lm_scratch_dir ${lm_exp}_scratch"; fi
+    scratch_opt=${scratch_lm_dir:+--lm_scratch_dir ${scratch_lm_dir}}
     if [ "${num_jobs}" -gt 0 ]; then  # utterances as an array; the run below writes the manifest
         run_jobs stage6_infer "$(job_runner "${infer_config}" device)" python -m svslm.bin.infer \
             --config "${infer_config}" --data_dir ${data}/test --dump_dir ${dump} \

@@ -88,3 +88,18 @@ def test_stage_4_flows_run_side_by_side_on_cpu_and_one_after_another_on_gpus(tmp
                           text=True, timeout=300, check=False)
     assert proc.returncode != 0
     assert [p.stem for p in (tmp_path / "exp/logs/gpu").glob("stage4_flow_*.log")] == ["stage4_flow_tiny_flow1_codec"]
+
+
+@pytest.mark.slow
+def test_the_scratch_row_trains_a_second_lm_only_when_the_main_one_is_pretrained(tmp_path):
+    """With the zoo SLM, "LM from scratch + CD" is a second fine-tuning from random weights; with
+    --pretrained_lm none the main LM is that same random LM, so the row reads it instead."""
+    proc = run_sh(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "LM from scratch row: exp/lm/mini_scratch, beside the main LM" in proc.stderr
+    proc = run_sh(tmp_path, "--pretrained_lm", "none", "--tag", "none")
+    assert proc.returncode == 0, proc.stderr
+    assert "LM from scratch row: the main LM (no pretrained LM)" in proc.stderr
+    proc = run_sh(tmp_path, "--conditions", "lm_cd", "--tag", "no_row")
+    assert proc.returncode == 0, proc.stderr
+    assert "LM from scratch row" not in proc.stderr
