@@ -20,6 +20,7 @@ averaged over the utterances. Writes one JSON line per condition (appended to --
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -66,6 +67,8 @@ def condition_use(model_dir: Path, data_json: Path, n_utts: int = 16, offset: in
     model.eval()
     split = read_data_json(data_json)
     utts = sorted(split.utt_ids)[:n_utts]
+    if len(utts) < 2 or offset % len(utts) == 0:
+        raise SystemExit(f"{data_json}: the 'other' score needs another utterance: {len(utts)} utterance(s), offset {offset}")
     conditions = {"own": lambda i, lb: lb,
                   "other": lambda i, lb: fit_frames(list(split.svs_lb[utts[(i + offset) % len(utts)]]), len(lb) // 2)}
     for k in shifts:
@@ -99,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     for line in condition_use(args.model_dir, args.data_json, args.n_utts, args.offset, tuple(args.shifts)):
         line = {"label": args.label, "model_dir": str(args.model_dir), "data_json": str(args.data_json), **line}
-        append_jsonl(args.out, line)
+        print(json.dumps(line), flush=True)
+        if args.out:
+            append_jsonl(args.out, line)
     return 0
 
 

@@ -15,6 +15,7 @@ trained with); a checkpoint directory in --weights carries its own.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             line = {"label": args.label, "weights": str(weights), "step": step_of(weights), "minutes": args.minutes,
                     "split": args.split,
                     "n_utts": len(utts), **mean, "seconds": round(time.time() - start, 1)}
+            print(json.dumps(line), flush=True)
             append_jsonl(args.out, line)
     return 0
 

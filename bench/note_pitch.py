@@ -4,9 +4,9 @@ F0_CORR says how well two F0 tracks agree frame by frame; this says what went wr
 not: a condition that sings every note a few semitones flat (offset), one that squeezes the
 melody toward one pitch (slope below 1), and one that does not follow the notes at all within a
 voice (correlation per singer near 0) all give a low F0_CORR. For every note of at least
-`--min_note` seconds (rests left out), F0 is WORLD Harvest's (40-800 Hz, 5 ms, as VERSA's
-mcd_f0) over the note less `--margin` at each end, in MIDI semitones; notes with fewer than 5
-voiced frames are skipped and counted.
+`--min_note` seconds (rests left out), F0 is the one stage 6 scores (svslm.evaluate.mcd_f0's WORLD
+analysis with VERSA's settings) over the note less `--margin` at each end, in MIDI semitones;
+notes with fewer than 5 voiced frames are skipped and counted.
 
     python bench/note_pitch.py --wav_dir exp/eval/mini/wav --score data/test/score.json \\
         --conditions reference cd_resynthesis lm_cd lm_flow2_voc --out bench/results/lm_follow/note_pitch.jsonl
@@ -19,16 +19,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyworld
-import soundfile as sf
 
+from svslm.evaluate.mcd_f0 import McdF0Config, world_features
+from svslm.utils.audio import SAMPLE_RATE, load_wav
 from svslm.utils.fileio import append_jsonl
 
 
 def sung_notes(wav: Path, notes: list[dict], min_note: float, margin: float) -> tuple[list[tuple[int, float]], int]:
     """([(note MIDI, median sung MIDI)], notes skipped for too few voiced frames)."""
-    x, sr = sf.read(wav)
-    f0, t = pyworld.harvest(x.astype(np.float64), sr, f0_floor=40, f0_ceil=800, frame_period=5)
+    cfg = McdF0Config()
+    f0 = world_features(load_wav(wav, SAMPLE_RATE), cfg).f0
+    t = np.arange(f0.size) * cfg.frame_shift_ms / 1000
     out, skipped = [], 0
     for n in notes:
         if n["midi"] == 0 or n["end"] - n["start"] < min_note:
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         line = {"label": args.label, "condition": condition, "skipped": skipped,
                 **summary([p for pairs in by_singer.values() for p in pairs]),
                 "per_singer": {s: summary(p) for s, p in sorted(by_singer.items())}}
-        append_jsonl(args.out, line)
+        print(json.dumps(line), flush=True)
+        if args.out:
+            append_jsonl(args.out, line)
     return 0
 
 

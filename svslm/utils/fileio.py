@@ -69,14 +69,10 @@ def atomic_save_npy(path: str | Path, array) -> None:
         np.save(f, array)
 
 
-def append_jsonl(path: str | Path | None, obj) -> None:
-    """Print `obj` as one JSON line and, with a `path`, append it there (benchmarks' result logs,
-    which collect the lines of several runs)."""
-    line = json.dumps(obj)
-    print(line, flush=True)
-    if path is not None:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+def append_jsonl(path: str | Path, obj) -> None:
+    """Append `obj` to `path` as one JSON line (benchmarks' result files collect several runs' lines)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(obj) + "\n")
 
 
 def read_kaldi_map(path: str | Path) -> dict[str, str]:
