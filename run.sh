@@ -133,6 +133,9 @@ done
 
 data=data; dump=dump; exp=exp
 lm_exp=${exp}/lm/${tag}; voc_exp=${exp}/vocoder/${tag}; eval_exp=${exp}/eval/${tag}
+# The pretrained LM with its vocabulary extended (stage 2), per run: the token dump is shared by
+# every --tag, but a second run with another --pretrained_lm must not replace the first one's start.
+lm_init=${exp}/lm_init/${tag}
 # The "LM from scratch" row: the same fine-tuning from a random LM, trained beside the main one
 # (scratch_lm). Without a pretrained LM the main LM is that random LM already (the same seed, the
 # same fine-tuning), so the row reads the main LM rather than training the same LM twice.
@@ -269,12 +272,12 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
                 --config "${lm_config}" --token_list ${dump}/token_list/codec_ssl.txt --out_dir ${exp}/pretrained_lm/${tag}_scratch ${pretrained_args}
             run_step stage2_extend_vocab_scratch python -m svslm.bin.extend_vocab --config "${lm_config}" \
                 --pretrained_dir ${exp}/pretrained_lm/${tag}_scratch --token_list ${dump}/token_list/svs_lb.txt \
-                --out_dir ${dump}/lm_init_scratch ${extend_vocab_args}
+                --out_dir ${lm_init}_scratch ${extend_vocab_args}
         }
         beside scratch_init_steps
     fi
     run_step stage2_extend_vocab python -m svslm.bin.extend_vocab --config "${lm_config}" \
-        --pretrained_dir "${pretrained_lm}" --token_list ${dump}/token_list/svs_lb.txt --out_dir ${dump}/lm_init ${extend_vocab_args}
+        --pretrained_dir "${pretrained_lm}" --token_list ${dump}/token_list/svs_lb.txt --out_dir ${lm_init} ${extend_vocab_args}
     wait_beside
 fi
 
@@ -290,7 +293,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     if ${scratch_lm}; then  # the same fine-tuning from random weights, beside the main one; only its test split is decoded (stage 6)
         scratch_lm_steps() {
             run_step stage3_lm_train_scratch "${launcher[@]}" --module svslm.bin.lm_train \
-                --config "${lm_config}" --init_dir ${dump}/lm_init_scratch \
+                --config "${lm_config}" --init_dir ${lm_init}_scratch \
                 --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp}_scratch ${lm_args}
             run_step stage3_lm_decode_scratch_test python -m svslm.bin.lm_decode \
                 --config "${decode_config}" --model_dir ${lm_exp}_scratch/best \
@@ -299,7 +302,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         beside scratch_lm_steps
     fi
     run_step stage3_lm_train "${launcher[@]}" --module svslm.bin.lm_train \
-        --config "${lm_config}" --init_dir ${dump}/lm_init \
+        --config "${lm_config}" --init_dir ${lm_init} \
         --train_json ${dump}/train/data.json --valid_json ${dump}/dev/data.json --exp_dir ${lm_exp} ${lm_args}
     decode_steps() {  # decode_steps SPLIT: the fine-tuned LM's decoding of one split
         local split=$1 runner device

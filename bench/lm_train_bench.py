@@ -1,8 +1,9 @@
 """Training throughput of the tiny LM config through DeepSpeed on CPU (target frames per second).
 
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python bench/lm_train_bench.py [--data_dir dump]
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python bench/lm_train_bench.py [--data_dir dump --init_dir exp/lm_init/mini]
 
-Uses the real mini dump (`--data_dir` with train/ and dev/ data.json and lm_init/) when given,
+Uses the real mini dump (`--data_dir` with train/ and dev/ data.json, `--init_dir` stage 2's
+extended LM) when given,
 otherwise synthetic data of the same shape (44 utterances of 150-300 frames, 150-frame prompts,
 128 SSL clusters, 8 x 256 codec). The time covers the whole training loop, including the
 per-epoch validation and checkpoint writes, and excludes DeepSpeed start-up.
@@ -29,8 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", help="a stage 2 dump/ directory (default: synthetic data)")
+    parser.add_argument("--init_dir", help="with --data_dir: stage 2's extended LM (exp/lm_init/<tag>)")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
+    if bool(args.data_dir) != bool(args.init_dir):
+        parser.error("--data_dir and --init_dir go together (the real dump and the LM stage 2 extended for it)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -44,7 +48,7 @@ def main() -> int:
         if args.data_dir:
             dump = Path(args.data_dir)
             paths = {"train": dump / "train/data.json", "dev": dump / "dev/data.json"}
-            init = dump / "lm_init"
+            init = Path(args.init_dir)
         else:
             paths = make_tiny_dump(tmp, n_train=44, n_dev=4, frames=(150, 300), prompt_len=150,
                                    ssl_vocab=128, codebook_size=256)

@@ -98,3 +98,13 @@ def test_run_sh_all_stages_on_a_small_mini_corpus(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "FAILED: stage5_vocoder" in proc.stderr and "fewer than train.batch_size 1000" in proc.stderr
+
+    # A second run under another --tag shares the token dump but not the LM it starts from: its
+    # stage 2 (a random LM, --pretrained_lm none) leaves the first run's extended zoo SLM in place.
+    first_init = (tmp_path / "exp/lm_init/mini/model.pth").read_bytes()
+    proc = subprocess.run([str(ROOT / "run.sh"), "--stage", "2", "--stop_stage", "2", "--tag", "random",
+                           "--pretrained_lm", "none", "--conditions", "lm_cd"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (tmp_path / "exp/lm_init/mini/model.pth").read_bytes() == first_init
+    assert (tmp_path / "exp/lm_init/random/model.pth").read_bytes() != first_init

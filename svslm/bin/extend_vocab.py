@@ -1,7 +1,7 @@
 """Stage 2: add the svs_lb tokens and the svs task marker to a pretrained ESPnet-SpeechLM checkpoint.
 
     python -m svslm.bin.extend_vocab --pretrained_dir exp/pretrained_lm/mini \
-        --token_list dump/token_list/svs_lb.txt --out_dir dump/lm_init [--config conf/lm/tiny.yaml] \
+        --token_list dump/token_list/svs_lb.txt --out_dir exp/lm_init/mini [--config conf/lm/tiny.yaml] \
         [--override extend.seed=1]
 
 The same token list and token_bias as ESPnet's speechlm_extend_vocab.py (svslm.lm.extend); the
