@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def test_zoo_script_runs_and_exports_what_the_recipe_uses(tmp_path):
     cmd = [str(ZOO / "run.sh"), "--work_dir", str(tmp_path / "work"), "--models_dir", str(models),
            "--corpus_config", str(corpus), "--speech_config", str(speech), "--voc_steps", "2", "--nj", "1",
            "--slm_args", "--override train.max_epochs=1",
-           "--vocoder_args", "--override train.batch_size=1", "--asr_args", "--override train.epochs=2"]
+           "--vocoder_args", "--override train.batch_size=1", "--asr_args", "--override train.epochs=2",
+           "--asr_corpus_overrides", "first_song=5001 train_songs=2"]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -102,7 +104,11 @@ def test_zoo_script_runs_and_exports_what_the_recipe_uses(tmp_path):
     assert ft.returncode == 0, ft.stderr[-4000:]
     assert "initialised generator and discriminators from" in ft.stderr + ft.stdout
 
-    # Stages 5-6: the recogniser trained on the zoo singing corpus, exported in fp16, loads and transcribes.
+    # Stages 5-6: the recogniser trained on its own corpus (the zoo voices on other songs), exported
+    # in fp16, loads and transcribes.
+    asr_utts = [line.split()[0] for line in (work / "asr_corpus/data/train/wav.scp").read_text().splitlines()]
+    assert asr_utts and all(u.startswith("acesinger_101#500") for u in asr_utts), asr_utts
+    assert f"pretraining on {work}/asr_corpus/data" in proc.stderr
     trained = torch.load(work / "asr/model.pth", map_location="cpu", weights_only=True)
     exported = torch.load(models / "asr/model.pth", map_location="cpu", weights_only=True)
     assert exported.keys() == trained.keys()
@@ -133,19 +139,34 @@ def test_committed_zoo_vocoder_matches_the_mini_recipe_configs(config):
         assert state["config"][section] == recipe[section], section
 
 
-def test_zoo_corpus_shares_no_song_and_no_singer_with_the_mini_corpus():
+def _zoo_asr_corpus_overrides() -> list[str]:
+    """run.sh's default asr_corpus_overrides: the recogniser's corpus is conf/zoo_corpus.yaml with them."""
+    match = re.search(r'^asr_corpus_overrides="([^"]*)"', (ZOO / "run.sh").read_text(), re.M)
+    assert match, "local/mini_zoo/run.sh sets no asr_corpus_overrides"
+    return match.group(1).split()
+
+
+def test_zoo_corpora_share_no_song_and_no_singer_with_the_mini_corpus():
+    def songs(cfg: MiniCorpusConfig) -> set[int]:
+        return set(range(cfg.first_song, cfg.first_song + cfg.train_songs + cfg.test_songs))
+
     mini = load_config(ROOT / "conf/data/mini_corpus.yaml", MiniCorpusConfig)
-    zoo = load_config(ZOO / "conf/zoo_corpus.yaml", MiniCorpusConfig)
-    mini_songs = set(range(mini.first_song, mini.first_song + mini.train_songs + mini.test_songs))
-    zoo_songs = set(range(zoo.first_song, zoo.first_song + zoo.train_songs + zoo.test_songs))
-    assert not mini_songs & zoo_songs
-    assert not {s.singer for s in mini.singers} & {s.singer for s in zoo.singers}
-    assert len(zoo.singers) >= 16
+    zoo = {"singing": load_config(ZOO / "conf/zoo_corpus.yaml", MiniCorpusConfig),
+           "speech": load_config(ZOO / "conf/zoo_speech.yaml", MiniCorpusConfig),
+           "asr": load_config(ZOO / "conf/zoo_corpus.yaml", MiniCorpusConfig, _zoo_asr_corpus_overrides())}
+    mini_singers = {s.singer for s in mini.singers}
+    for name, cfg in zoo.items():
+        assert not songs(mini) & songs(cfg), name
+        assert not mini_singers & {s.singer for s in cfg.singers}, name
+        assert len(cfg.singers) >= 16, name
+    assert not songs(zoo["asr"]) & (songs(zoo["singing"]) | songs(zoo["speech"]))
+    assert zoo["asr"].train_songs * zoo["asr"].phrases_per_train_song >= 10 * zoo["singing"].train_songs
 
 
-# The committed recogniser reads _unheard_singing(6) (59 phones) at 37% PER; the mini test set's ground
-# truth at 25% (local/mini_zoo/README.md).
-PER_BOUND = 55.0
+# The committed recogniser reads _unheard_singing(6) (68 phones) at 20.6% PER, the mini test set's
+# ground truth at 15.6% (local/mini_zoo/README.md); the one trained on the zoo singing corpus's 32
+# phrases read them at 38% and 41%: 30% is issue 17's bound on the ground truth.
+PER_BOUND = 30.0
 
 
 def _unheard_singing(n_phrases: int) -> list[tuple[np.ndarray, list[str]]]:

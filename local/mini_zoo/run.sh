@@ -9,14 +9,15 @@
 #   test/test_mini_zoo.py runs it on toy corpora for a few steps (CI never re-runs the pretraining).
 #
 # Stages:
-#   1 corpora: zoo singing (conf/zoo_corpus.yaml, 16 voices) and zoo speech (conf/zoo_speech.yaml,
-#     spoken-style pitch, 24 voices), each prepared like ACE-Opencpop (svslm.bin.prepare_data)
+#   1 corpora: zoo singing (conf/zoo_corpus.yaml, 16 voices), zoo speech (conf/zoo_speech.yaml,
+#     spoken-style pitch, 24 voices) and the recogniser's singing corpus (the zoo singing voices on
+#     many more songs: asr_corpus_overrides), each prepared like ACE-Opencpop (svslm.bin.prepare_data)
 #   2 tokenizers: the mini codec and SSL k-means fitted on the zoo singing audio; the speech corpus
 #     tokenized with them (svs_lb, codec_ssl, prompts)
 #   3 SLM pretraining on the speech corpus: a random LM in ESPnet-SpeechLM format (svs_lb added by
 #     the vocabulary extension), trained on speech with the svs template (conf/slm.yaml)
 #   4 vocoder pretraining over the zoo singing voices (conf/vocoder.yaml)
-#   5 phoneme recogniser for PER, trained on the zoo singing corpus (conf/asr.yaml)
+#   5 phoneme recogniser for PER, trained on its singing corpus (conf/asr.yaml)
 #   6 export into models_dir: tokenizers/, slm/, vocoder/, asr/ (weights in fp16)
 # Logs: <work_dir>/logs/.
 set -euo pipefail
@@ -37,7 +38,11 @@ slm_config="${zoo}/conf/slm.yaml"              # the mini SLM's geometry and pre
 vocoder_config="${zoo}/conf/vocoder.yaml"      # conf/vocoder/tiny.yaml's geometry
 voc_steps=                                     # vocoder pretraining steps; empty = the config's
 nj=2                                           # processes for corpus preparation and tokenization
-corpus_overrides=                              # e.g. "train_songs=1" for a smoke run (both corpora)
+corpus_overrides=                              # e.g. "train_songs=1" for a smoke run (every corpus)
+# The recogniser's corpus: conf/zoo_corpus.yaml's voices and generator on 256 songs (5001..), each
+# sung by 2 of the voices: 512 phrases where the zoo singing corpus has 32, so that the recogniser
+# learns phones rather than the lyrics of few songs (bench/results/recipe.md).
+asr_corpus_overrides="seed=5151 first_song=5001 train_songs=256 singers_per_song=2 test_songs=4 dev_utts=16"
 slm_args=                                      # extra arguments of svslm.bin.lm_train, e.g. "--override train.max_epochs=1"
 vocoder_args=                                  # extra arguments of svslm.bin.vocoder_train, e.g. "--override train.batch_size=2"
 asr_config="${zoo}/conf/asr.yaml"              # the recogniser behind PER: 4 convolutions, note splicing
@@ -52,14 +57,17 @@ run_step() {
     "$@" > "${work_dir}/logs/${name}.log" 2>&1 || {
         tail -c 100000 "${work_dir}/logs/${name}.log" | tr '\r' '\n' | grep -v '%|' | tail -n 30 >&2; exit 1; }
 }
-singing=${work_dir}/singing; speech=${work_dir}/speech
+singing=${work_dir}/singing; speech=${work_dir}/speech; asr_corpus=${work_dir}/asr_corpus
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
-    for corpus in singing speech; do
-        config=${corpus_config}; [ ${corpus} = speech ] && config=${speech_config}
-        log "===== Stage 1: zoo ${corpus} corpus (${config}) -> ${work_dir}/${corpus}/{corpus,data} ====="
+    for corpus in singing speech asr_corpus; do
+        config=${corpus_config}; overrides=${corpus_overrides}
+        [ ${corpus} = speech ] && config=${speech_config}
+        [ ${corpus} = asr_corpus ] && overrides="${asr_corpus_overrides}${corpus_overrides:+ ${corpus_overrides}}"
+        log "===== Stage 1: zoo ${corpus} corpus (${config}${overrides:+ with ${overrides}}) -> ${work_dir}/${corpus}/{corpus,data} ====="
+        # shellcheck disable=SC2086 # overrides is a list of KEY=VALUE words
         run_step stage1_${corpus}_corpus python "${root}/local/mini/make_corpus.py" --config "${config}" --nj ${nj} \
-            --out_dir "${work_dir}/${corpus}/corpus" ${corpus_overrides:+--override ${corpus_overrides}}
+            --out_dir "${work_dir}/${corpus}/corpus" ${overrides:+--override ${overrides}}
         run_step stage1_${corpus}_prepare python -m svslm.bin.prepare_data --format ace_opencpop \
             --db_root "${work_dir}/${corpus}/corpus" --data_dir "${work_dir}/${corpus}/data" --fs 16000 --nj ${nj} \
             --skip_bad false --config "${root}/conf/data/prepare.yaml"
@@ -95,9 +103,9 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
-    log "===== Stage 5: phoneme recogniser (PER) pretraining -> ${work_dir}/asr ====="
+    log "===== Stage 5: phoneme recogniser (PER) pretraining on ${asr_corpus}/data -> ${work_dir}/asr ====="
     run_step stage5_asr python -m svslm.bin.asr_train --config "${asr_config}" \
-        --data_dir ${singing}/data --exp_dir "${work_dir}/asr" ${asr_args}
+        --data_dir ${asr_corpus}/data --exp_dir "${work_dir}/asr" ${asr_args}
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
@@ -105,5 +113,5 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     run_step stage6_export python "${zoo}/export.py" --tokenizer_dir ${singing}/dump/tokenizers \
         --slm_dir ${work_dir}/slm/best --vocoder_dir "${work_dir}/vocoder" --asr_dir "${work_dir}/asr" \
         --out_dir "${models_dir}"
+    log "zoo written to ${models_dir}"
 fi
-log "zoo written to ${models_dir}"
