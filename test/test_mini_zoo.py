@@ -141,7 +141,7 @@ def test_committed_zoo_vocoder_matches_the_mini_recipe_configs(config):
 
 def _zoo_asr_corpus_overrides() -> list[str]:
     """run.sh's default asr_corpus_overrides: the recogniser's corpus is conf/zoo_corpus.yaml with them."""
-    match = re.search(r'^asr_corpus_overrides="([^"]*)"', (ZOO / "run.sh").read_text(), re.M)
+    match = re.search(r'^asr_corpus_overrides="([^"]*)"', (ZOO / "run.sh").read_text(), re.MULTILINE)
     assert match, "local/mini_zoo/run.sh sets no asr_corpus_overrides"
     return match.group(1).split()
 
