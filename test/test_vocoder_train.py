@@ -254,13 +254,15 @@ def test_two_processes_train_the_same_vocoder_as_one_and_resume_on_one(data_dir,
     for name in ("train/generator", "train/discriminator", "train/mel_l1"):
         one, two = train_losses(tmp_path / "one", name), train_losses(tmp_path / "two", name)
         assert len(one) == len(two) and len(one) >= 3, name
-        np.testing.assert_allclose(two, one, rtol=1e-5, err_msg=name)  # float32 sums in another order
+        np.testing.assert_allclose(two, one, rtol=1e-4, err_msg=name)  # float32 sums in another order (1.8e-5 on an AMD EPYC)
     for step in (2, 4):
         name = f"checkpoints/step{step}/state.pt"
         a, b = (torch.load(tmp_path / run / name, weights_only=True) for run in ("one", "two"))
-        # Step 2: equal to 1e-8. After that, weights whose gradients are ~0 drift by up to ~lr / 3
-        # (Adam normalises float32 noise); a process that skipped the averaging would be ~lr off.
-        atol = 1e-6 if step == 2 else 1e-4
+        # Step 2: equal to 1e-8, which is what proves the averaging. After that, weights whose
+        # gradients are ~0 drift by up to about lr (Adam normalises float32 noise: lr / 3 on an
+        # Intel Xeon, 0.8 lr on an AMD EPYC), so step 4 checks the resumed run stays within 2 lr;
+        # a resume that lost the data order or the noise streams fails the loss check above.
+        atol = 1e-6 if step == 2 else 2 * cfg.train.learning_rate
         for part in ("generator", "discriminators"):
             assert_close_tensors(a[part], b[part], f"step {step} {part}", atol)
     assert b["world_size"] == 1 and (tmp_path / "two" / "generator.pth").is_file()
