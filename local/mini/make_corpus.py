@@ -148,6 +148,10 @@ def plan_corpus(cfg: MiniCorpusConfig, name: str = "corpus config") -> list[Plan
     n_singers = cfg.singers_per_song or len(cfg.singers)
     if n_singers > len(cfg.singers):
         raise ValueError(f"{name}: singers_per_song={n_singers} but only {len(cfg.singers)} singers")
+    last_song = cfg.first_song + cfg.train_songs + cfg.test_songs - 1
+    if cfg.first_song < 1000 or last_song > 9999:  # segment names carry the song as its first 4 digits (Opencpop)
+        raise ValueError(f"{name}: songs {cfg.first_song}..{last_song} (first_song + train_songs + test_songs - 1) "
+                         f"do not all have 4 digits: stage 1 reads a segment's song from its first 4 digits")
     for k in range(cfg.train_songs + cfg.test_songs):
         song, train = cfg.first_song + k, k < cfg.train_songs
         n_phrases = cfg.phrases_per_train_song if train else cfg.phrases_per_test_song
