@@ -169,9 +169,8 @@ def test_a_corpus_too_small_to_cover_the_inventory_is_refused_naming_what_is_mis
 
 
 def test_song_numbers_not_of_four_digits_are_refused():
-    """Stage 1 reads a segment's song from its first 4 digits: song 10000 would be read as 1000 (and
-    song 999 as 9990), and
-    the test split would seem to share songs with train."""
+    """Stage 1 reads a segment's song from its first 4 digits: song 10000 would be read as 1000 and
+    song 999 as 9990, so that splits would seem to share songs they do not."""
     cfg = MiniCorpusConfig(**{**vars(small_config()), "first_song": 9998})  # songs 9998..10000
     with pytest.raises(ValueError, match=r"big\.yaml: songs 9998\.\.10000 .* do not all have 4 digits"):
         plan_corpus(cfg, "big.yaml")
