@@ -15,7 +15,7 @@ from local.mini.make_corpus import (
     make_corpus,
     plan_corpus,
 )
-from local.mini.melody import SYLLABLES
+from local.mini.melody import BREATH_SECONDS, SYLLABLES, SyllableDeck, make_phrase
 from local.mini.voice import SingerConfig, SungNote, sing
 from svslm.data.ace_opencpop import read_ace_opencpop
 from svslm.data.phonemes import PHONEMES, is_initial, syllable_to_phones
@@ -153,6 +153,23 @@ def test_mini_corpus_train_covers_every_phone_and_note_so_any_lyric_tokenizes():
             score.append({"phn": phn, "start": 0.2 + 0.2 * len(score[1:]), "end": 0.4 + 0.2 * len(score[1:]), "midi": 43 + k * 12})
     assert set(score_to_tokens(score, None)) <= tokens
     assert all(p in phones for s in SYLLABLES for p in syllable_to_phones(s))
+
+
+def test_a_forced_breath_too_long_for_the_middle_of_a_phrase_comes_after_its_opening_rest():
+    """full_coverage forces a breath (AP) into train; a 1 s phrase has no room for one between two
+    notes, so the singer breathes before the first note, and every later note moves on by the breath."""
+    def phrase(force):  # breath_probability 1: both draw the same notes, only `force` places the breath
+        rng = np.random.default_rng(3)
+        return make_phrase(rng, SyllableDeck(rng), 2001, 1, 90, 1.0, 0.0, 1.0, force_breath=force)
+    plain, breathing = phrase(False), phrase(True)
+    assert "AP" not in [n.lyric for n in plain.notes]
+    assert [n.lyric for n in breathing.notes] == [plain.notes[0].lyric, "AP", *(n.lyric for n in plain.notes[1:])]
+    ap = breathing.notes[1]
+    assert (ap.start, ap.end) == (plain.notes[0].end, round(plain.notes[0].end + BREATH_SECONDS, 4))
+    for before, after in zip(plain.notes[1:], breathing.notes[2:]):
+        assert after.start == pytest.approx(before.start + BREATH_SECONDS)
+        assert after.phone_ends == pytest.approx([e + BREATH_SECONDS for e in before.phone_ends])
+    assert breathing.duration == pytest.approx(plain.duration + BREATH_SECONDS)
 
 
 def test_zoo_singing_corpus_train_covers_every_phone_and_note():

@@ -30,6 +30,7 @@ SYLLABLES = (
     "jie", "die", "liu", "jiu",
 )
 PENTATONIC = (0, 2, 4, 7, 9)  # major pentatonic steps in semitones
+BREATH_SECONDS = 0.25  # a breath (AP) taken within a phrase
 # Initial durations (s) by how the consonant is made; aspirated and fricative ones are longer.
 INITIAL_SECONDS = {
     **dict.fromkeys(("b", "d", "g"), 0.04), **dict.fromkeys(("p", "t", "k"), 0.075),
@@ -111,7 +112,8 @@ def _rest(start: float, end: float, phn: str) -> SongNote:
 def make_phrase(rng: np.random.Generator, deck: SyllableDeck, song: int, index: int, tempo: int, seconds: float,
                 slur_probability: float, breath_probability: float, force_breath: bool = False) -> Phrase:
     """A phrase of about `seconds`: SP, syllables (with a breath between two halves), SP.
-    `force_breath`: breathe whatever `breath_probability` says (where the phrase is long enough)."""
+    `force_breath`: breathe whatever `breath_probability` says; between two notes where the phrase
+    is long enough, else after the opening SP (the phrase then lasts BREATH_SECONDS longer)."""
     beat = 60.0 / tempo
     t = round(float(rng.uniform(0.15, 0.3)), 3)
     notes = [_rest(0.0, t, "SP")]
@@ -138,11 +140,19 @@ def make_phrase(rng: np.random.Generator, deck: SyllableDeck, song: int, index: 
         t = round(end, 4)
         if end >= sung_until:
             break
-        if breath_at is not None and breath_at <= t < sung_until - 0.25 - beat:
-            notes.append(_rest(t, round(t + 0.25, 4), "AP"))
-            t, breath_at = round(t + 0.25, 4), None
+        if breath_at is not None and breath_at <= t < sung_until - BREATH_SECONDS - beat:
+            notes.append(_rest(t, round(t + BREATH_SECONDS, 4), "AP"))
+            t, breath_at = round(t + BREATH_SECONDS, 4), None
     notes.append(_rest(t, round(t + tail, 4), "SP"))
+    if force_breath and breath_at is not None:  # too short to breathe between two notes: breathe first
+        notes = [notes[0], _rest(notes[0].end, round(notes[0].end + BREATH_SECONDS, 4), "AP"),
+                 *(_shifted(n, BREATH_SECONDS) for n in notes[1:])]
     return Phrase(song, index, tempo, notes)
+
+
+def _shifted(note: SongNote, seconds: float) -> SongNote:
+    return SongNote(round(note.start + seconds, 4), round(note.end + seconds, 4), note.degree, note.lyric, note.phns,
+                    [round(e + seconds, 4) for e in note.phone_ends], note.slur)
 
 
 def make_song(rng: np.random.Generator, deck: SyllableDeck, song: int, n_phrases: int, min_seconds: float,
