@@ -12,7 +12,9 @@ as in training (svslm.lm.sequence.build_example, the checkpoint's own sequence s
     pitch+K    its own svs_lb with every non-rest MIDI token moved by K semitones (--shifts)
 
 and the model's loss (ESPnet's criterion, as lm_train computes it) and per-stream accuracy are
-averaged over the utterances. Writes one JSON line per condition (appended to --out) and prints them.
+averaged over the utterances. Writes one JSON line per condition (appended to --out) and prints them;
+`--per_utterance` writes one line per utterance and condition instead, with its frame count, to see
+how the gap depends on the utterance's length (bench/results/recipe.md, tenth pass).
 
     python bench/lm_condition_use.py --model_dir exp/lm/mini/best --data_json dump/test/data.json \\
         --label "fine-tuned on mini" --out bench/results/lm_follow/condition_use.jsonl
@@ -60,9 +62,10 @@ def shift_pitch(svs_lb: list[str], semitones: int) -> list[str]:
 
 
 def condition_use(model_dir: Path, data_json: Path, n_utts: int = 16, offset: int = 5,
-                  shifts: tuple[int, ...] = (5, -5)) -> list[dict]:
+                  shifts: tuple[int, ...] = (5, -5), per_utterance: bool = False) -> list[dict]:
     """{score, loss, acc: [per stream]} for each condition (own, other, pitch+K), averaged over the
-    first `n_utts` utterances of `data_json`."""
+    first `n_utts` utterances of `data_json`; with `per_utterance`, one such line per utterance
+    (with `utt` and its target `frames`) instead of the mean."""
     model, vocab = load_lm(model_dir, "cpu")
     model.eval()
     split = read_data_json(data_json)
@@ -83,6 +86,11 @@ def condition_use(model_dir: Path, data_json: Path, n_utts: int = 16, offset: in
             with torch.no_grad():
                 loss, stats = model(batch.inputs, batch.attention_mask, batch.targets, batch.loss_mask)
             rows.append([float(loss)] + [float(stats[f"acc_stream{n}"]) for n in range(model.nq)])
+            if per_utterance:
+                lines.append({"utt": utt, "frames": len(svs_lb) // 2, "score": name, "loss": round(rows[-1][0], 4),
+                              "acc": [round(a, 4) for a in rows[-1][1:]]})
+        if per_utterance:
+            continue
         mean = np.mean(rows, axis=0)
         lines.append({"n_utts": len(utts), "score": name, "loss": round(float(mean[0]), 4),
                       "acc": [round(float(a), 4) for a in mean[1:]]})
@@ -96,11 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_utts", type=int, default=16)
     parser.add_argument("--offset", type=int, default=5, help="the 'other' score: the utterance this many places on")
     parser.add_argument("--shifts", type=int, nargs="*", default=[5, -5], help="pitch moves in semitones")
+    parser.add_argument("--per_utterance", action="store_true", help="a line per utterance, not the mean")
     parser.add_argument("--label", default="", help="written into every line")
     parser.add_argument("--out", type=Path, help="JSON lines, appended")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    for line in condition_use(args.model_dir, args.data_json, args.n_utts, args.offset, tuple(args.shifts)):
+    for line in condition_use(args.model_dir, args.data_json, args.n_utts, args.offset, tuple(args.shifts),
+                              args.per_utterance):
         line = {"label": args.label, "model_dir": str(args.model_dir), "data_json": str(args.data_json), **line}
         print(json.dumps(line), flush=True)
         if args.out:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,3 +63,8 @@ def test_a_score_reading_lm_shows_the_gap_and_a_random_one_does_not(tmp_path):
     assert min(trained["pitch+5"]["loss"], trained["pitch-5"]["loss"]) > trained["own"]["loss"] + 0.08, trained
     assert trained["own"]["acc"][1] > trained["pitch+5"]["acc"][1] + 0.03  # codebook 1 follows the pitch
     assert abs(random["other"]["loss"] - random["own"]["loss"]) < 0.05, random
+    # Per utterance: one line per utterance and condition, whose mean is the condition's line.
+    lines = bench.condition_use(tmp_path / "trained", paths["train"], n_utts=8, offset=3, per_utterance=True)
+    assert len(lines) == 8 * 4 and {line["frames"] for line in lines} == {len(split.svs_lb[u]) // 2 for u in split.utt_ids}
+    own = [line["loss"] for line in lines if line["score"] == "own"]
+    assert np.mean(own) == pytest.approx(trained["own"]["loss"], abs=1e-3)
