@@ -8,7 +8,7 @@ corpus's first few dozen syllables cover the whole inventory.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -151,8 +151,8 @@ def make_phrase(rng: np.random.Generator, deck: SyllableDeck, song: int, index: 
 
 
 def _shifted(note: SongNote, seconds: float) -> SongNote:
-    return SongNote(round(note.start + seconds, 4), round(note.end + seconds, 4), note.degree, note.lyric, note.phns,
-                    [round(e + seconds, 4) for e in note.phone_ends], note.slur)
+    return replace(note, start=round(note.start + seconds, 4), end=round(note.end + seconds, 4),
+                   phone_ends=[round(e + seconds, 4) for e in note.phone_ends])
 
 
 def make_song(rng: np.random.Generator, deck: SyllableDeck, song: int, n_phrases: int, min_seconds: float,
