@@ -144,8 +144,9 @@ def test_mini_corpus_train_covers_every_phone_and_note_so_any_lyric_tokenizes():
     for row in plan:
         sung = [m for m in row.midis if m]
         assert row.singer.low_midi <= min(sung) and max(sung) <= row.singer.high_midi, row.segment_id
-    # Small as before: 56 utterances, at most ~5 minutes of audio.
-    assert len(plan) == 56 and sum(r.phrase.duration for r in plan) < 5 * 60
+    # 600 short phrases (the mini SLM reads its score at these lengths), at most 15 minutes of audio.
+    assert len(plan) == 600 and sum(r.phrase.duration for r in plan) < 15 * 60
+    assert all(1.0 <= r.phrase.duration <= 1.8 + 0.3 for r in plan)  # + a forced breath
     tokens = set(build_token_list(phones))
     score = [{"phn": "SP", "start": 0.0, "end": 0.2, "midi": 0}]
     for k, syllable in enumerate(["liang", "jiong", "nve", "er"]):
@@ -170,6 +171,34 @@ def test_a_forced_breath_too_long_for_the_middle_of_a_phrase_comes_after_its_ope
         assert after.start == pytest.approx(before.start + BREATH_SECONDS)
         assert after.phone_ends == pytest.approx([e + BREATH_SECONDS for e in before.phone_ends])
     assert breathing.duration == pytest.approx(plain.duration + BREATH_SECONDS)
+
+
+def test_note_value_scale_writes_the_phrase_as_at_a_faster_tempo():
+    """note_value_scale 0.4 sings the phrase that tempo / 0.4 would: the same draws, more and shorter
+    notes in the same seconds (the mini corpus's ~4 notes in 1-1.8 s)."""
+    def phrase(tempo, scale):
+        rng = np.random.default_rng(5)
+        return make_phrase(rng, SyllableDeck(rng), 2001, 1, tempo, 1.6, 0.2, 0.0, note_value_scale=scale)
+    written, dense, fast = phrase(80, 1.0), phrase(80, 0.4), phrase(200, 1.0)
+    assert [(n.lyric, n.degree) for n in dense.notes] == [(n.lyric, n.degree) for n in fast.notes]
+    for a, b in zip(dense.notes, fast.notes):
+        assert a.phone_ends == pytest.approx(b.phone_ends, abs=2e-4)
+    sung = [len([n for n in p.notes if n.degree is not None]) for p in (written, dense)]
+    assert sung[1] >= 2 * sung[0] and dense.duration == pytest.approx(written.duration, abs=0.01)
+    assert dense.tempo == 80  # the score keeps its tempo; only its note values are shorter
+
+
+def test_mini_corpus_phrases_hold_a_melody():
+    """The mini corpus's short phrases are not one held syllable: about 4 notes of 2-3 pitches."""
+    plan = plan_corpus(load_config(ROOT / "conf/data/mini_corpus.yaml", MiniCorpusConfig))
+    sung = [[n for n in r.phrase.notes if n.degree is not None] for r in plan]
+    assert 3.3 <= np.mean([len(s) for s in sung]) <= 4.5
+    assert np.mean([len({m for m in r.midis if m}) for r in plan]) >= 2.5
+
+
+def test_a_note_value_scale_not_above_zero_is_refused():
+    with pytest.raises(ValueError, match=r"x\.yaml: note_value_scale=0\.0, but it must be > 0"):
+        plan_corpus(MiniCorpusConfig(**{**vars(small_config()), "note_value_scale": 0.0}), "x.yaml")
 
 
 def test_zoo_singing_corpus_train_covers_every_phone_and_note():

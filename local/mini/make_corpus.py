@@ -87,6 +87,9 @@ class MiniCorpusConfig:
     min_phrase_seconds: float = 3.0
     max_phrase_seconds: float = 6.0
     slur_probability: float = 0.2  # singing: chance that a note of a beat or longer ends in a melisma
+    # singing: note values are drawn as 0.5-2 units of this many beats (at the song's 72-112 bpm);
+    # below 1 a phrase of the same length holds more, shorter notes (the mini corpus: 0.4)
+    note_value_scale: float = 1.0
     breath_probability: float = 0.4  # chance that a phrase (speech: a pause) is a breath (AP)
     tonic_midi: int = 60  # singing: key of the written songs; each singer transposes into their range
     # The train split (after dev is held out) must hold every Opencpop phone (initials, finals,
@@ -148,6 +151,8 @@ def plan_corpus(cfg: MiniCorpusConfig, name: str = "corpus config") -> list[Plan
     n_singers = cfg.singers_per_song or len(cfg.singers)
     if n_singers > len(cfg.singers):
         raise ValueError(f"{name}: singers_per_song={n_singers} but only {len(cfg.singers)} singers")
+    if cfg.note_value_scale <= 0:
+        raise ValueError(f"{name}: note_value_scale={cfg.note_value_scale}, but it must be > 0 (1 = as written)")
     last_song = cfg.first_song + cfg.train_songs + cfg.test_songs - 1
     if cfg.first_song < 1000 or last_song > 9999:  # segment names carry the song as its first 4 digits (Opencpop)
         raise ValueError(f"{name}: songs {cfg.first_song}..{last_song} (first_song + train_songs + test_songs - 1) "
@@ -161,7 +166,7 @@ def plan_corpus(cfg: MiniCorpusConfig, name: str = "corpus config") -> list[Plan
                                  cfg.breath_probability, breathe and i == 0) for i in range(n_phrases)]
         else:
             phrases = make_song(rng, deck, song, n_phrases, cfg.min_phrase_seconds, cfg.max_phrase_seconds,
-                                cfg.slur_probability, cfg.breath_probability, breathe)
+                                cfg.slur_probability, cfg.breath_probability, breathe, cfg.note_value_scale)
         singers = [cfg.singers[(k * n_singers + j) % len(cfg.singers)] for j in range(n_singers)]
         plan += [Planned(p, s, "train" if train else "test") for p in phrases for s in singers]
     train = sorted((r for r in plan if r.split == "train"), key=lambda r: r.segment_id)

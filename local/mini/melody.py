@@ -110,11 +110,14 @@ def _rest(start: float, end: float, phn: str) -> SongNote:
 
 
 def make_phrase(rng: np.random.Generator, deck: SyllableDeck, song: int, index: int, tempo: int, seconds: float,
-                slur_probability: float, breath_probability: float, force_breath: bool = False) -> Phrase:
+                slur_probability: float, breath_probability: float, force_breath: bool = False,
+                note_value_scale: float = 1.0) -> Phrase:
     """A phrase of about `seconds`: SP, syllables (with a breath between two halves), SP.
     `force_breath`: breathe whatever `breath_probability` says; between two notes where the phrase
-    is long enough, else after the opening SP (the phrase then lasts BREATH_SECONDS longer)."""
-    beat = 60.0 / tempo
+    is long enough, else after the opening SP (the phrase then lasts BREATH_SECONDS longer).
+    `note_value_scale`: note values are drawn as 0.5-2 units of this many beats, so below 1 the
+    phrase holds more, shorter notes in the same seconds (as if sung at tempo / note_value_scale)."""
+    beat = 60.0 / tempo * note_value_scale  # seconds of one unit of note value
     t = round(float(rng.uniform(0.15, 0.3)), 3)
     notes = [_rest(0.0, t, "SP")]
     tail = float(rng.uniform(0.2, 0.35))
@@ -157,12 +160,12 @@ def _shifted(note: SongNote, seconds: float) -> SongNote:
 
 def make_song(rng: np.random.Generator, deck: SyllableDeck, song: int, n_phrases: int, min_seconds: float,
               max_seconds: float, slur_probability: float, breath_probability: float,
-              force_breath: bool = False) -> list[Phrase]:
-    """`force_breath`: the first phrase breathes (see make_phrase)."""
+              force_breath: bool = False, note_value_scale: float = 1.0) -> list[Phrase]:
+    """`force_breath`: the first phrase breathes; `note_value_scale`: see make_phrase."""
     tempo = int(rng.integers(72, 112))
     return [
         make_phrase(rng, deck, song, i + 1, tempo, float(rng.uniform(min_seconds, max_seconds)),
-                    slur_probability, breath_probability, force_breath and i == 0)
+                    slur_probability, breath_probability, force_breath and i == 0, note_value_scale)
         for i in range(n_phrases)
     ]
 
