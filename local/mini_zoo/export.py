@@ -1,7 +1,7 @@
 """Export the zoo's pretraining runs into the mini model zoo (local/mini_zoo/models/).
 
     python local/mini_zoo/export.py --tokenizer_dir exp/mini_zoo/singing/dump/tokenizers \
-        --slm_dir exp/mini_zoo/slm/best --vocoder_dir exp/mini_zoo/vocoder --asr_dir exp/mini_zoo/asr \
+        --slm_dir exp/mini_zoo/slm_short/best --vocoder_dir exp/mini_zoo/vocoder --asr_dir exp/mini_zoo/asr \
         --out_dir local/mini_zoo/models
 
 Each part is optional; what is given is written under out_dir:
@@ -92,7 +92,7 @@ def current_vocoder_config(config: dict, where: Path) -> dict:
     return config
 
 
-# ---- phoneme recogniser (local/mini_zoo/run.sh stage 5) ----
+# ---- phoneme recogniser (local/mini_zoo/run.sh stage 6) ----
 ASR_FILES = ("config.yaml", "tokens.txt", "results.json")
 
 

@@ -5,7 +5,7 @@
 # then tokenizes with them and fine-tunes them, as the paper does with the real ones.
 #
 #   local/mini_zoo/run.sh                          # everything, into local/mini_zoo/models/
-#   local/mini_zoo/run.sh --stage 3 --stop_stage 3 # one stage (each one resumes where it stopped)
+#   local/mini_zoo/run.sh --stage 4 --stop_stage 4 # one stage (each one resumes where it stopped)
 #   test/test_mini_zoo.py runs it on toy corpora for a few steps (CI never re-runs the pretraining).
 #
 # Stages:

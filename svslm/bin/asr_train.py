@@ -1,5 +1,5 @@
 """Train the phoneme CTC recogniser that scores PER offline (run.sh stage 6 before scoring, or the
-mini zoo's: local/mini_zoo/run.sh stage 5).
+mini zoo's: local/mini_zoo/run.sh stage 6).
 
     python -m svslm.bin.asr_train --config conf/asr/tiny.yaml --data_dir data --exp_dir exp/asr/mini
 
