@@ -146,7 +146,7 @@ def test_mini_corpus_train_covers_every_phone_and_note_so_any_lyric_tokenizes():
         assert row.singer.low_midi <= min(sung) and max(sung) <= row.singer.high_midi, row.segment_id
     # 600 short phrases (the mini SLM reads its score at these lengths), at most 15 minutes of audio.
     assert len(plan) == 600 and sum(r.phrase.duration for r in plan) < 15 * 60
-    assert all(1.0 <= r.phrase.duration <= 1.8 + 0.3 for r in plan)  # + a forced breath
+    assert all(1.0 <= r.phrase.duration <= 1.8 + BREATH_SECONDS for r in plan)  # + a forced breath
     tokens = set(build_token_list(phones))
     score = [{"phn": "SP", "start": 0.0, "end": 0.2, "midi": 0}]
     for k, syllable in enumerate(["liang", "jiong", "nve", "er"]):

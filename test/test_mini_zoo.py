@@ -44,8 +44,6 @@ TOY_SPEECH = {
     "max_phrase_seconds": 3.0, "full_coverage": False,
     "singers": [{"singer": 201, "low_midi": 48, "high_midi": 60, "tract_scale": 0.9}],
 }
-TOY_SPEECH_SHORT = {**TOY_SPEECH, "first_song": 6001, "train_songs": 6, "min_phrase_seconds": 0.6,
-                    "max_phrase_seconds": 1.5}
 
 
 @pytest.mark.slow
@@ -54,13 +52,12 @@ def test_zoo_script_runs_and_exports_what_the_recipe_uses(tmp_path):
     ESPnet format (pretrained on speech, then on short speech), a vocoder and a recogniser come out,
     in the forms the mini recipe loads."""
     corpus, speech = tmp_path / "toy_corpus.yaml", tmp_path / "toy_speech.yaml"
-    speech_short = tmp_path / "toy_speech_short.yaml"
     corpus.write_text(yaml.safe_dump({**TOY_CORPUS, "full_coverage": False}))
     speech.write_text(yaml.safe_dump(TOY_SPEECH))
-    speech_short.write_text(yaml.safe_dump(TOY_SPEECH_SHORT))
     models = tmp_path / "models"
     cmd = [str(ZOO / "run.sh"), "--work_dir", str(tmp_path / "work"), "--models_dir", str(models),
-           "--corpus_config", str(corpus), "--speech_config", str(speech), "--speech_short_config", str(speech_short),
+           "--corpus_config", str(corpus), "--speech_config", str(speech),
+           "--speech_short_overrides", "first_song=6001 train_songs=6 min_phrase_seconds=0.6 max_phrase_seconds=1.5",
            "--voc_steps", "2", "--nj", "1", "--slm_args", "--override train.max_epochs=1", "--slm_short_epochs", "4",
            "--vocoder_args", "--override train.batch_size=1", "--asr_args", "--override train.epochs=2",
            "--asr_corpus_overrides", "first_song=5001 train_songs=2"]
@@ -152,10 +149,11 @@ def test_committed_zoo_vocoder_matches_the_mini_recipe_configs(config):
         assert state["config"][section] == recipe[section], section
 
 
-def _zoo_asr_corpus_overrides() -> list[str]:
-    """run.sh's default asr_corpus_overrides: the recogniser's corpus is conf/zoo_corpus.yaml with them."""
-    match = re.search(r'^asr_corpus_overrides="([^"]*)"', (ZOO / "run.sh").read_text(), re.MULTILINE)
-    assert match, "local/mini_zoo/run.sh sets no asr_corpus_overrides"
+def _zoo_overrides(variable: str) -> list[str]:
+    """run.sh's default `variable` (asr_corpus_overrides, speech_short_overrides): the corpus it
+    makes is its base config with them."""
+    match = re.search(rf'^{variable}="([^"]*)"', (ZOO / "run.sh").read_text(), re.MULTILINE)
+    assert match, f"local/mini_zoo/run.sh sets no {variable}"
     return match.group(1).split()
 
 
@@ -166,8 +164,9 @@ def test_zoo_corpora_share_no_song_and_no_singer_with_the_mini_corpus():
     mini = load_config(ROOT / "conf/data/mini_corpus.yaml", MiniCorpusConfig)
     zoo = {"singing": load_config(ZOO / "conf/zoo_corpus.yaml", MiniCorpusConfig),
            "speech": load_config(ZOO / "conf/zoo_speech.yaml", MiniCorpusConfig),
-           "speech_short": load_config(ZOO / "conf/zoo_speech_short.yaml", MiniCorpusConfig),
-           "asr": load_config(ZOO / "conf/zoo_corpus.yaml", MiniCorpusConfig, _zoo_asr_corpus_overrides())}
+           "speech_short": load_config(ZOO / "conf/zoo_speech.yaml", MiniCorpusConfig,
+                                       _zoo_overrides("speech_short_overrides")),
+           "asr": load_config(ZOO / "conf/zoo_corpus.yaml", MiniCorpusConfig, _zoo_overrides("asr_corpus_overrides"))}
     mini_singers = {s.singer for s in mini.singers}
     for name, cfg in zoo.items():
         assert not songs(mini) & songs(cfg), name

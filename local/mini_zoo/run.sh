@@ -10,8 +10,8 @@
 #
 # Stages:
 #   1 corpora: zoo singing (conf/zoo_corpus.yaml, 16 voices), zoo speech (conf/zoo_speech.yaml,
-#     spoken-style pitch, 24 voices, 2-5 s), short zoo speech (conf/zoo_speech_short.yaml, the same
-#     voices, 0.6-1.5 s) and the recogniser's singing corpus (the zoo singing voices on many more
+#     spoken-style pitch, 24 voices, 2-5 s), short zoo speech (conf/zoo_speech.yaml with
+#     speech_short_overrides: the same voices, 0.6-1.5 s) and the recogniser's singing corpus (the zoo singing voices on many more
 #     songs: asr_corpus_overrides), each prepared like ACE-Opencpop (svslm.bin.prepare_data)
 #   2 tokenizers: the mini codec and SSL k-means fitted on the zoo singing audio; both speech corpora
 #     tokenized with them (svs_lb, codec_ssl, prompts)
@@ -36,13 +36,17 @@ work_dir=exp/mini_zoo                          # corpora, data, dumps and traini
 models_dir="${zoo}/models"                     # where the exported zoo goes (committed)
 corpus_config="${zoo}/conf/zoo_corpus.yaml"    # the zoo singing corpus: seed, songs, 16 voices
 speech_config="${zoo}/conf/zoo_speech.yaml"    # the zoo speech corpus: spoken pitch, 24 voices
-speech_short_config="${zoo}/conf/zoo_speech_short.yaml"  # short zoo speech: the same voices, 0.6-1.5 s
 tokenize_config="${root}/conf/tokenize/tiny.yaml"  # the mini recipe's: its codec/ssl sections must match the zoo's
 slm_config="${zoo}/conf/slm.yaml"              # the mini SLM's geometry and pretraining
 vocoder_config="${zoo}/conf/vocoder.yaml"      # conf/vocoder/tiny.yaml's geometry
 voc_steps=                                     # vocoder pretraining steps; empty = the config's
 nj=2                                           # processes for corpus preparation and tokenization
 corpus_overrides=                              # e.g. "train_songs=1" for a smoke run (every corpus)
+# The short speech of the SLM's second pretraining (stage 4): conf/zoo_speech.yaml's voices and
+# generator on 2500 other texts (6001..), 2 utterances of 0.6-1.5 s a text, one voice a text (4968
+# train, 32 dev, 8 test utterances), as short as the mini corpus's phrases (bench/results/recipe.md).
+# Every Opencpop phone is already in the SLM's vocabulary, so coverage is not asked for.
+speech_short_overrides="seed=6789 first_song=6001 train_songs=2500 test_songs=8 phrases_per_train_song=2 singers_per_song=1 dev_utts=32 min_phrase_seconds=0.6 max_phrase_seconds=1.5 full_coverage=false"
 # The recogniser's corpus: conf/zoo_corpus.yaml's voices and generator on 256 songs (5001..), each
 # sung by 2 of the voices, in short phrases of dense notes like the mini corpus's: 1536 phrases where
 # the zoo singing corpus has 32, so that the recogniser learns phones rather than the lyrics of few
@@ -70,10 +74,13 @@ asr_corpus=${work_dir}/asr_corpus
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     for corpus in singing speech speech_short asr_corpus; do
-        config=${corpus_config}; overrides=${corpus_overrides}
-        [ ${corpus} = speech ] && config=${speech_config}
-        [ ${corpus} = speech_short ] && config=${speech_short_config}
-        [ ${corpus} = asr_corpus ] && overrides="${asr_corpus_overrides}${corpus_overrides:+ ${corpus_overrides}}"
+        case ${corpus} in
+            singing) config=${corpus_config}; overrides= ;;
+            speech) config=${speech_config}; overrides= ;;
+            speech_short) config=${speech_config}; overrides=${speech_short_overrides} ;;
+            asr_corpus) config=${corpus_config}; overrides=${asr_corpus_overrides} ;;
+        esac
+        overrides="${overrides}${overrides:+${corpus_overrides:+ }}${corpus_overrides}"
         log "===== Stage 1: zoo ${corpus} corpus (${config}${overrides:+ with ${overrides}}) -> ${work_dir}/${corpus}/{corpus,data} ====="
         # shellcheck disable=SC2086 # overrides is a list of KEY=VALUE words
         run_step stage1_${corpus}_corpus python "${root}/local/mini/make_corpus.py" --config "${config}" --nj ${nj} \
