@@ -21,10 +21,11 @@ from svslm.evaluate.scorer import (
     markdown_table,
     mean_ci95,
     score_items,
+    score_reports,
 )
 from svslm.evaluate.singer_sim import ResemblyzerEmbedder, cosine, singer_similarity
 from svslm.testing.evaluate import SR, sung_tone
-from svslm.utils.audio import save_wav
+from svslm.utils.audio import load_wav, save_wav
 from svslm.utils.config import from_dict
 
 
@@ -109,6 +110,21 @@ def test_parallel_scoring_matches_serial(pair_dir):
     items = [ScoreItem(f"u{i}", str(pair_dir / "ref.wav"), str(pair_dir / "hyp.wav")) for i in range(3)]
     serial, parallel = score_items(items, cfg, nj=1), score_items(items, cfg, nj=2)
     assert serial.utts == parallel.utts and list(parallel.utts) == ["u0", "u1", "u2"]
+
+
+def test_each_reference_is_embedded_once_for_singer_sim(pair_dir, monkeypatch):
+    """Every condition is scored against the same references: the scorer embeds a reference once
+    and gives the same Singer-Sim as embedding both sides each time."""
+    calls = []
+    embed = ResemblyzerEmbedder.embed
+    monkeypatch.setattr(ResemblyzerEmbedder, "embed", lambda self, wav: calls.append(wav.size) or embed(self, wav))
+    cfg = from_dict(MetricsConfig, {"metrics": ["singer_sim"], "singer_sim": {"trim_silence": False}})
+    ref, hyp = str(pair_dir / "ref.wav"), str(pair_dir / "hyp.wav")
+    reports = score_reports({c: [ScoreItem("u1", ref, hyp)] for c in ("a", "b", "c")}, cfg, nj=1)
+    assert len(calls) == 3 + 1  # three syntheses, one reference
+    a = load_wav(ref, SR, mono=True)
+    expected = singer_similarity(ResemblyzerEmbedder(trim_silence=False), load_wav(hyp, SR, mono=True), a)
+    assert [reports[c].utts["u1"]["Singer-Sim"] for c in "abc"] == pytest.approx([expected] * 3, abs=1e-6)
 
 
 @pytest.mark.slow

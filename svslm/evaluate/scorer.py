@@ -112,6 +112,8 @@ class UtteranceScorer:
         self.cfg = cfg
         # WORLD analysis of each reference, made once: every condition is scored against the same ones.
         self._ref_features: dict[tuple[str, int, int], WorldFeatures] = {}
+        # Each reference's speaker embeddings (or why it has none), for the same reason.
+        self._ref_embeddings: dict[tuple[str, tuple[str, int, int]], np.ndarray | MetricUnavailable] = {}
         groups = set(cfg.metrics)
         self.recognizers = [_load(load_recognizer, b) for b in cfg.per.backends] if "per" in groups else []
         self.embedders = {}
@@ -160,6 +162,18 @@ class UtteranceScorer:
         return mcd_f0(hyp, ref, self.cfg.mcd_f0, self.cfg.sample_rate, ref_features=ref_features,
                       hyp_features=hyp_features)
 
+    def _singer_sim(self, name: str, embedder, ref_path: str, hyp: np.ndarray, ref: np.ndarray) -> float | MetricUnavailable:
+        key = (name, self._file_key(ref_path))
+        if key not in self._ref_embeddings:
+            try:
+                self._ref_embeddings[key] = embedder.embed(ref)
+            except MetricUnavailable as err:
+                self._ref_embeddings[key] = MetricUnavailable(f"reference: {err}")
+        ref_embedding = self._ref_embeddings[key]
+        if isinstance(ref_embedding, MetricUnavailable):
+            return ref_embedding
+        return singer_similarity(embedder, hyp, ref, ref_embedding)
+
     def score(self, item: ScoreItem) -> tuple[dict[str, Any], dict[str, Any]]:
         """(metric -> value or MetricUnavailable, details such as transcripts). Raises AudioError."""
         sr = self.cfg.sample_rate
@@ -179,7 +193,7 @@ class UtteranceScorer:
                 values.update(self._guarded([name], self._phone_error_rate, name, recognizer, hyp,
                                             item.ref_phones, details))
         for name, embedder in self.embedders.items():
-            values.update(self._guarded([name], singer_similarity, embedder, hyp, ref)
+            values.update(self._guarded([name], self._singer_sim, name, embedder, item.ref_path, hyp, ref)
                           if not isinstance(embedder, MetricUnavailable) else {name: embedder})
         if "dnsmos" in self.cfg.metrics and self.cfg.mos.dnsmos:
             values.update(self._guarded(["DNSMOS", "DNSMOS_SIG", "DNSMOS_BAK", "DNSMOS_P808"], dnsmos, hyp))

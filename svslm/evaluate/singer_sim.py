@@ -62,8 +62,11 @@ class TorchScriptEmbedder:
         return self.model(torch.from_numpy(np.asarray(wav, dtype=np.float32))[None])[0].numpy()
 
 
-def singer_similarity(embedder, hyp: np.ndarray, ref: np.ndarray) -> float | MetricUnavailable:
+def singer_similarity(embedder, hyp: np.ndarray, ref: np.ndarray,
+                      ref_embedding: np.ndarray | None = None) -> float | MetricUnavailable:
+    """Cosine of the embeddings of `hyp` and `ref`; `ref_embedding`: `embedder.embed(ref)` made
+    before (the scorer embeds each reference once for all conditions)."""
     try:
-        return cosine(embedder.embed(hyp), embedder.embed(ref))
+        return cosine(embedder.embed(hyp), embedder.embed(ref) if ref_embedding is None else ref_embedding)
     except MetricUnavailable as err:
         return err
