@@ -314,10 +314,12 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
                 --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split} \
                 --device ${device} --job JOB --num_jobs ${num_jobs} ${decode_args}
         fi
+        # On CPU a split's shards are decoded by --nj processes (the train split is most of the work).
         run_step stage3_lm_decode_${split} python -m svslm.bin.lm_decode \
             --config "${decode_config}" --model_dir ${lm_exp}/best \
-            --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split} ${decode_args}
+            --data_json ${dump}/${split}/data.json --out_dir ${lm_exp}/decode/${split} ${decode_nj_opt} ${decode_args}
     }
+    decode_nj_opt=; [ "${gpus}" -gt 0 ] || decode_nj_opt="--nj ${nj}"
     for split in ${lm_decode_sets}; do  # the splits are independent: side by side on CPU
         beside decode_steps ${split}
     done

@@ -180,6 +180,11 @@ def test_lm_decoding_as_two_jobs_equals_one_run(tmp_path):
     one, two = (kaldiio.load_scp(str(tmp_path / d / "codec_ssl.scp")) for d in ("one", "two"))
     assert sorted(one) == sorted(two) and len(one) == 9
     assert all(np.array_equal(one[u], two[u]) for u in one)  # one seed per shard, whoever decodes it
+    # --nj 2: the same shards as two jobs in worker processes, then the merge, in one call.
+    assert decode("nj2", "--nj", "2") == 0
+    assert len(list((tmp_path / "nj2/data").glob("codec_ssl.*.scp"))) == 3
+    nj2 = kaldiio.load_scp(str(tmp_path / "nj2" / "codec_ssl.scp"))
+    assert sorted(nj2) == sorted(one) and all(np.array_equal(one[u], nj2[u]) for u in one)
 
 
 # ---- stage 6's synthesis ----

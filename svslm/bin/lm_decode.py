@@ -27,12 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_json", required=True, help="dump/<split>/data.json")
     parser.add_argument("--out_dir", required=True, help="output directory")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--nj", type=int, default=1,
+                        help="processes decoding the shards side by side (one thread each; the tokens do not depend on it)")
     add_job_args(parser)
     add_override(parser)
     args = parser.parse_args(argv)
     setup_logging()
     decode_split(load_config(args.config, DecodeConfig, args.override), args.model_dir, args.data_json,
-                 args.out_dir, args.device, job_from_args(args))
+                 args.out_dir, args.device, job_from_args(args), args.nj)
     return 0
 
 

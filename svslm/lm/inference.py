@@ -38,7 +38,9 @@ from svslm.lm.vocab import SVS_PLACEHOLDER, Vocabulary
 from svslm.utils.device import resolve_device
 from svslm.utils.fileio import write_kaldi_map
 from svslm.utils.jobs import JobSlice
+from svslm.utils.logging import setup_logging
 from svslm.utils.shards import Shards
+from svslm.utils.workers import process_pool
 
 log = logging.getLogger("svslm")
 
@@ -191,16 +193,27 @@ def decode(
     return results  # type: ignore[return-value]
 
 
+def _decode_job(args: tuple) -> int:
+    return decode_split(*args)
+
+
 def decode_split(conf: DecodeConfig, model_dir: str | Path, data_json: str | Path, out_dir: str | Path,
-                 device: str = "auto", job: JobSlice | None = None) -> int:
+                 device: str = "auto", job: JobSlice | None = None, nj: int = 1) -> int:
     """Stage 3's decoding of a split: `out_dir/codec_ssl.scp` over the resumable shards
     `out_dir/data/codec_ssl.<k>.{ark,scp}` (svslm.utils.shards) of `SHARD_BATCHES` batches each;
     a re-run decodes only the shards not finished. With `job`: only that job's shards, no merge.
+    `nj` > 1 (without `job`): the shards as `nj` jobs in worker processes of one thread, then the
+    merge; each shard has its own seed, so the tokens do not depend on `nj`.
     Returns the utterances in codec_ssl.scp (0 for a job)."""
     device = str(resolve_device(device))  # a device this machine lacks fails before any work
     split = read_data_json(data_json, need_targets=False)
     out_dir = Path(out_dir)
     shards = Shards(out_dir / "data", "codec_ssl", list(split.utt_ids), conf.batch_size * SHARD_BATCHES)
+    left = sum(not shards.done(k) for k in range(len(shards)))
+    if job is None and nj > 1 and left > 1:
+        n = min(nj, left)
+        with process_pool(n, setup_logging) as pool:  # the workers' shard lines reach the log too
+            pool.map(_decode_job, [(conf, model_dir, data_json, out_dir, device, JobSlice(j + 1, n)) for j in range(n)])
     model = vocab = None  # loaded when a shard is left to decode (a merging run may have none)
     for k, utts in enumerate(shards.units):
         if shards.done(k) or (job is not None and not job.owns(k)):
