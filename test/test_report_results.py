@@ -25,7 +25,7 @@ CONDITIONS = [("LM + CD", "lm_cd"), ("LM + Flow2 + Voc", "lm_flow2_voc")]
 SINGMOS_NA = "no SingMOS checkpoint at /models/singmos (set score.singmos_dir)"
 
 
-def write_eval_dir(root: Path) -> Path:
+def write_eval_dir(root: Path, metrics: str = "[mcd_f0,per,singer_sim,dnsmos,singmos,sheet]") -> Path:
     eval_dir, data = root / "exp/eval/t", root / "data/test"
     data.mkdir(parents=True)
     notes = [{"start": 0.0, "end": 0.2, "midi": 0, "lyric": "SP", "phns": ["SP"], "slur": False},
@@ -48,7 +48,8 @@ def write_eval_dir(root: Path) -> Path:
                 "infer_config": {"path": "conf/infer/tiny.yaml", "values": {}}, "conditions": conds}
     (eval_dir / "manifest.json").write_text(json.dumps(manifest))
     (eval_dir / "scores").mkdir()
-    infos = metric_infos(load_config(CONF / "score" / "tiny.yaml", MetricsConfig))  # the scorer's own metric set
+    # The scorer's own metric set, by default every group on (tiny.yaml leaves DNSMOS out for speed).
+    infos = metric_infos(load_config(CONF / "score" / "tiny.yaml", MetricsConfig, [f"metrics={metrics}"]))
     for i, (name, slug) in enumerate([("Ground truth", "ground_truth")] + CONDITIONS):
         utts = {}
         for j, utt in enumerate(UTTS):
@@ -94,6 +95,17 @@ def test_na_cells_point_to_their_reason(reported):
     skipped = re.search(r"\[(\d+)\]", rows["LM + Flow1 + CD"][-1]).group(1)
     assert re.search(rf"^{skipped}\. LM \+ Flow1 \+ CD: not rendered \(skipped: missing flow model", md, re.MULTILINE)
     assert re.search(r"^\d+\. LM \+ CD: 1 test utterance\(s\) not scored: s3#003 \(no synthesized wav\)$", md, re.MULTILINE)
+
+
+def test_a_metric_left_out_of_the_score_config_says_so(tmp_path):
+    eval_dir = write_eval_dir(tmp_path, "[mcd_f0,per,singer_sim,singmos,sheet]")  # conf/score/tiny.yaml's
+    assert report_bin.main(["--eval_dir", str(eval_dir)]) == 0
+    md = (eval_dir / "RESULTS.md").read_text()
+    rows = {r[0].split(" [")[0]: r[1:] for r in table(md, "## Table 2")[2:] if not r[0].startswith("*")}
+    scored = [cells for name, cells in rows.items() if name != "LM + Flow1 + CD"]  # that one was not rendered
+    refs = {re.fullmatch(r"n/a \[(\d+)\]", cells[-1]).group(1) for cells in scored}
+    assert len(scored) == 3 and len(refs) == 1  # one note for every row
+    assert re.search(rf"^{refs.pop()}\. DNSMOS: not scored \(not in the score config's `metrics`\)$", md, re.M)
 
 
 def test_published_rows_are_marked_and_ours_are_not(reported):

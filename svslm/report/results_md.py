@@ -50,7 +50,7 @@ def header(scores: dict[str, SystemScores], first: str) -> str:
 
 def cell(summary: Summary | None, metric: Metric, notes: Notes, system: str) -> str:
     if summary is None:
-        return "n/a " + notes.ref(f"{metric.name}: not in the scores of {system}")
+        return "n/a " + notes.ref(f"{metric.name}: not scored (not in the score config's `metrics`)")
     if summary.na:
         return "n/a " + notes.ref(f"{metric.name}: {summary.na}")
     text = f"{summary.mean:.{metric.decimals}f}"
