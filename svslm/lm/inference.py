@@ -202,8 +202,9 @@ def decode_split(conf: DecodeConfig, model_dir: str | Path, data_json: str | Pat
     """Stage 3's decoding of a split: `out_dir/codec_ssl.scp` over the resumable shards
     `out_dir/data/codec_ssl.<k>.{ark,scp}` (svslm.utils.shards) of `SHARD_BATCHES` batches each;
     a re-run decodes only the shards not finished. With `job`: only that job's shards, no merge.
-    `nj` > 1 (without `job`): the shards as `nj` jobs in worker processes of one thread, then the
-    merge; each shard has its own seed, so the tokens do not depend on `nj`.
+    `nj` > 1 (without `job`): the shards as `nj` jobs, one in this process and the others in worker
+    processes of one thread, then the merge; each shard has its own seed, so the tokens do not
+    depend on `nj`.
     Returns the utterances in codec_ssl.scp (0 for a job)."""
     device = str(resolve_device(device))  # a device this machine lacks fails before any work
     split = read_data_json(data_json, need_targets=False)
@@ -212,8 +213,12 @@ def decode_split(conf: DecodeConfig, model_dir: str | Path, data_json: str | Pat
     left = sum(not shards.done(k) for k in range(len(shards)))
     if job is None and nj > 1 and left > 1:
         n = min(nj, left)
-        with process_pool(n, setup_logging) as pool:  # the workers' shard lines reach the log too
-            pool.map(_decode_job, [(conf, model_dir, data_json, out_dir, device, JobSlice(j + 1, n)) for j in range(n)])
+        # Jobs 2..n in workers, job 1 here: this process has paid its imports, a worker pays them again.
+        with process_pool(n - 1, setup_logging) as pool:  # the workers' shard lines reach the log too
+            others = pool.map_async(_decode_job, [(conf, model_dir, data_json, out_dir, device, JobSlice(j + 1, n))
+                                                  for j in range(1, n)])
+            decode_split(conf, model_dir, data_json, out_dir, device, JobSlice(1, n))
+            others.get()
     model = vocab = None  # loaded when a shard is left to decode (a merging run may have none)
     for k, utts in enumerate(shards.units):
         if shards.done(k) or (job is not None and not job.owns(k)):
