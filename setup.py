@@ -34,7 +34,7 @@ install_requires = [
 ]
 
 extras_require = {
-    "dev": ["pytest>=8", "pytest-timeout>=2", "ruff>=0.5"],
+    "dev": ["pytest>=8", "pytest-timeout>=2", "pytest-xdist>=3", "ruff>=0.5"],
     # torchdiffeq's adaptive ODE solvers for flow sampling; Euler and midpoint are built in.
     "flow": ["torchdiffeq>=0.2"],
     # No `espnet` extra: ESPnet's own requirements cannot resolve beside svslm's (pypinyin <= 0.44,
