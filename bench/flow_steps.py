@@ -113,8 +113,8 @@ def bench_model(exp_dir: Path, args, codec) -> list[str]:
         return [mel_spectrogram(w, mel_cfg).numpy() for w in wavs]
 
     lines = [f"### {exp_dir.name}: {name}", "",
-             f"{len(refs)} utterances of {args.split} ({seconds:.1f} s){'; left out: ' + str(len(bad)) if bad else ''}; "
-             f"solver {flow.cfg.sampling.solver}, seed 0; trained {train_steps} steps.", "",
+             (f"{len(refs)} utterances of {args.split} ({seconds:.1f} s){'; left out: ' + str(len(bad)) if bad else ''}; "
+              f"solver {flow.cfg.sampling.solver}, seed 0; trained {train_steps} steps."), "",
              "| system | mel L1 (dB) | mel-cepstral dist. (dB) | F0 RMSE (Hz) | V/UV err. (%) | s per s of audio |",
              "|---|---|---|---|---|---|"]
     cond_mels = [mel_spectrogram(codec.decode(batch["cond_tokens"][i, :n]), mel_cfg).numpy() for i, n in enumerate(lengths)]
@@ -155,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     codec = load_codec(Path(args.dump_dir) / "tokenizers" / "codec")
     header = [
         "# Flow matching: quality against ODE steps", "",
-        f"Written by `bench/flow_steps.py` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}; "
-        "the machine was shared with other jobs, so times are upper bounds.", "",
-        "Lower is better everywhere. Metrics are defined in the script's docstring; F0 comes from "
-        "Griffin-Lim audio of each mel, not from a vocoder.", "",
+        (f"Written by `bench/flow_steps.py` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
+         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}; "
+         "the machine was shared with other jobs, so times are upper bounds."), "",
+        ("Lower is better everywhere. Metrics are defined in the script's docstring; F0 comes from "
+         "Griffin-Lim audio of each mel, not from a vocoder."), "",
     ]
     body = []
     for exp_dir in args.exp_dirs:

@@ -20,7 +20,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ \(\w+:\d+\) INFO: ")
 VALID = re.compile(r"validation at step (\d+) \(epoch \d+\): loss ([\d.]+), per-stream acc \[([\d. ]+)\]")

@@ -171,10 +171,10 @@ def main() -> int:
     lines = [
         "# Stage 2 tokenization benchmark",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
-        f"(shared with other jobs), torch {torch.__version__}, one thread per process (spawned workers). "
-        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
-        f"Audio: the held-out splits of `{data_dir}` ({len(wavs)} utterances, {seconds:.1f} s).",
+        (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
+         f"(shared with other jobs), torch {torch.__version__}, one thread per process (spawned workers). "
+         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
+         f"Audio: the held-out splits of `{data_dir}` ({len(wavs)} utterances, {seconds:.1f} s)."),
         "Command: `python bench/tokenize_throughput.py --data_dir data --tokenizer_dir dump/tokenizers`",
         "",
         "## Throughput (audio seconds per wall second)",
@@ -202,8 +202,8 @@ def main() -> int:
             "|---|" + "---|" * 8,
             "| RMSE dB | " + " | ".join(f"{r:.2f}" for r in rmse) + " |",
             "",
-            "Mel-cepstral distortion against the original audio (dB; WORLD CheapTrick envelope, "
-            "sp2mc order 39, alpha 0.466, frames truncated to the shorter, no DTW):",
+            ("Mel-cepstral distortion against the original audio (dB; WORLD CheapTrick envelope, "
+             "sp2mc order 39, alpha 0.466, frames truncated to the shorter, no DTW):"),
             "",
             "| audio | MCD dB, c0 included | MCD dB, without c0 |",
             "|---|---|---|",

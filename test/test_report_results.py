@@ -105,7 +105,7 @@ def test_a_metric_left_out_of_the_score_config_says_so(tmp_path):
     scored = [cells for name, cells in rows.items() if name != "LM + Flow1 + CD"]  # that one was not rendered
     refs = {re.fullmatch(r"n/a \[(\d+)\]", cells[-1]).group(1) for cells in scored}
     assert len(scored) == 3 and len(refs) == 1  # one note for every row
-    assert re.search(rf"^{refs.pop()}\. DNSMOS: not scored \(not in the score config's `metrics`\)$", md, re.M)
+    assert re.search(rf"^{refs.pop()}\. DNSMOS: not scored \(not in the score config's `metrics`\)$", md, re.MULTILINE)
 
 
 def test_published_rows_are_marked_and_ours_are_not(reported):

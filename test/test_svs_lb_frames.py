@@ -47,7 +47,7 @@ def test_every_boundary_within_half_a_frame():
 def test_matching_audio_length_trims_or_extends_by_one():
     phones = _phones([0.5, 0.5])  # 50 frames
     assert len(phones_to_frames(phones, n_frames=49)[0]) == 49
-    frames, midi = phones_to_frames(phones, n_frames=51)
+    frames, _ = phones_to_frames(phones, n_frames=51)
     assert len(frames) == 51 and frames[-1] == "p1"
     with pytest.raises(AlignmentError, match="50 frames but audio has 53"):
         phones_to_frames(phones, n_frames=53, where="utt1")

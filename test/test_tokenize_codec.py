@@ -1,6 +1,8 @@
 """Codec tokenizers: the mini codec's shapes, round trip and quality ordering; espnet's errors."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -58,7 +60,7 @@ def test_more_codebooks_reconstruct_the_log_mel_better(codec):
     for n in range(1, 9):
         approx = sum(codec.codebooks[i][codes[:, i]] for i in range(n))
         errors.append(float(np.sqrt(np.mean((approx - target) ** 2))))
-    assert all(b < a for a, b in zip(errors, errors[1:])), errors
+    assert all(b < a for a, b in itertools.pairwise(errors)), errors
     assert errors[-1] < 0.8 * errors[0]
 
 

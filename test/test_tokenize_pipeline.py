@@ -42,7 +42,7 @@ def make_corpus(root: Path, n_utts: dict[str, int], singers=("alto", "bass"), se
                     notes.append({"start": t, "end": round(t + dur, 3), "midi": midi, "lyric": phn, "phns": [phn], "slur": False})
                     phones.append({"phn": phn, "start": t, "end": round(t + dur, 3), "midi": midi, "note": k})
                     t = round(t + dur, 3)
-                x = 0.003 * rng.standard_normal(int(round(t * SR)))
+                x = 0.003 * rng.standard_normal(round(t * SR))
                 for p in phones:
                     if p["midi"]:
                         a, b = int(p["start"] * SR), int(p["end"] * SR)

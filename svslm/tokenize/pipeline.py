@@ -93,7 +93,7 @@ def read_split(split_dir: Path) -> SplitData:
     with open(split_dir / "score.json", encoding="utf-8") as f:
         score = json.load(f)
     if not isinstance(score, dict) or not isinstance(score.get("utts"), dict):
-        raise ValueError(f"{split_dir}/score.json: expected {{'version': 1, 'utts': {{...}}}}")
+        raise ValueError(f"{split_dir}/score.json: expected {{'version': 1, 'utts': {{...}}}}")  # noqa: TRY004 bad file content
     phones, bad = {}, {}
     for utt in sorted(wavs):
         entry = score["utts"].get(utt)
@@ -118,7 +118,7 @@ def _fit_features(args: tuple[str, bool, bool]) -> tuple[np.ndarray | None, np.n
     path, want_mel, want_ssl = args
     try:
         wav = load_wav(path, sample_rate=SAMPLE_RATE)
-    except Exception as err:  # reported by utterance in the tokenization step
+    except Exception as err:  # noqa: BLE001 (any unreadable file) reported by utterance in the tokenization step
         log.warning("not used for fitting: %s", err)
         return None, None
     mel = log_mel_frames(wav, MelConfig()) if want_mel else None
@@ -297,7 +297,7 @@ def _tokenize_shard(job: ShardJob) -> tuple[int, int]:
             codec_ssl, tokens = tokenize_utterance(
                 codec, ssl, wav, job.phones[utt], job.layout, job.max_mismatch, where=utt
             )
-        except Exception as err:  # every failure is reported by utterance, never dropped silently
+        except Exception as err:  # noqa: BLE001 every failure is reported by utterance, never dropped silently
             bad[utt] = f"{type(err).__name__}: {err}"
             continue
         arrays[utt], svs_lb[utt], num_frames[utt] = codec_ssl, " ".join(tokens), str(len(codec_ssl))

@@ -20,7 +20,7 @@ class AlignmentError(ValueError):
 
 
 def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
+    return math.floor(x + 0.5)
 
 
 def seconds_to_frame(t: float, fps: float = FRAME_RATE) -> int:

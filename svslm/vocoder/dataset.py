@@ -47,7 +47,7 @@ def read_utterances(wav_scp: Path, mel: MelConfig, min_frames: int) -> list[Voco
     for utt in sorted(wavs):
         try:
             info = sf.info(wavs[utt])
-        except Exception as err:  # soundfile raises several types for unreadable files
+        except Exception as err:  # noqa: BLE001 soundfile raises several types for unreadable files
             bad.append(f"{utt}: unreadable audio {wavs[utt]} ({err})")
             continue
         if info.samplerate != mel.sample_rate:

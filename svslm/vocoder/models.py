@@ -9,6 +9,7 @@ The generator is tested to compute exactly what SpeechT5HifiGan computes with th
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -146,7 +147,7 @@ class PeriodDiscriminator(nn.Module):
         self.convs = nn.ModuleList(
             weight_norm(nn.Conv2d(c_in, c_out, (5, 1), (3 if i < len(channels) - 1 else 1, 1),
                                   padding=(2, 0)))
-            for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:]))
+            for i, (c_in, c_out) in enumerate(itertools.pairwise(widths))
         )
         self.conv_post = weight_norm(nn.Conv2d(channels[-1], 1, (3, 1), padding=(1, 0)))
 
