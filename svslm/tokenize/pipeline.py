@@ -118,7 +118,7 @@ def _fit_features(args: tuple[str, bool, bool]) -> tuple[np.ndarray | None, np.n
     path, want_mel, want_ssl = args
     try:
         wav = load_wav(path, sample_rate=SAMPLE_RATE)
-    except Exception as err:  # noqa: BLE001 (any unreadable file) reported by utterance in the tokenization step
+    except Exception as err:  # noqa: BLE001 any unreadable file; reported by utterance in the tokenization step
         log.warning("not used for fitting: %s", err)
         return None, None
     mel = log_mel_frames(wav, MelConfig()) if want_mel else None
