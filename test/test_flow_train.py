@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from svslm.flow.config import FlowConfig, OptimConfig
-from svslm.flow.data import epoch_batches, load_flow_examples, resample_frames, tile_to
+from svslm.flow.data import FlowDataset, epoch_batches, load_flow_examples, resample_frames, tile_to
 from svslm.flow.estimator import DiTConfig
 from svslm.flow.inference import load_flow
 from svslm.flow.model import FlowModel
@@ -21,7 +21,7 @@ from svslm.flow.train import lr_factor, train
 from svslm.utils.audio import save_wav
 from svslm.utils.checkpoint import CheckpointDir
 from svslm.utils.config import from_dict, load_config
-from svslm.utils.mel import MelConfig
+from svslm.utils.mel import MelConfig, mel_spectrogram
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "flow"
 FPS, SR = 50, 16000
@@ -331,7 +331,7 @@ def test_batches_reach_a_non_cpu_device_with_the_codec_fed_on_the_cpu(recipe):
     # must hand it CPU tokens and move the embedding (the first GPU run would fail otherwise).
     cfg = tiny_config(output="codec_emb", use_pitch=True)
     examples, _ = load_flow_examples("train", cfg.model, cfg.data, recipe / "data", recipe / "dump", recipe / "exp/lm/decode")
-    from svslm.flow.data import FlowDataset, collate
+    from svslm.flow.data import collate
     from svslm.flow.train import model_inputs
 
     seen = []
@@ -346,6 +346,25 @@ def test_batches_reach_a_non_cpu_device_with_the_codec_fed_on_the_cpu(recipe):
     inputs = model_inputs(batch, CpuOnlyCodec(), model, torch.device("meta"))
     assert seen == ["cpu", "cpu"]
     assert all(v.device.type == "meta" for v in inputs.values())
+
+
+def test_cached_mels_give_the_same_items_and_are_computed_once(recipe, monkeypatch):
+    from svslm.flow import data as flow_data
+
+    cfg = tiny_config(output="mel", use_pitch=True, use_prompt=True)
+    examples, _ = load_flow_examples("train", cfg.model, cfg.data, recipe / "data", recipe / "dump", recipe / "exp/lm/decode")
+    plain = [FlowDataset(examples, cfg.model, max_frames=40)[i] for i in range(len(examples))]
+    calls = []
+    monkeypatch.setattr(flow_data, "mel_spectrogram", lambda *a: calls.append(1) or mel_spectrogram(*a))
+    cached = FlowDataset(examples, cfg.model, max_frames=40, cache_mels=True)
+    for epoch in range(3):
+        cached.set_epoch(epoch)
+        items = [cached[i] for i in range(len(examples))]
+        if epoch == 0:  # the same crops, mels and prompts as without the cache
+            for a, b in zip(plain, items):
+                assert np.array_equal(a["target_mel"], b["target_mel"]) and torch.equal(a["prompt_mel"], b["prompt_mel"])
+    wavs = {ex.wav for ex in examples} | {ex.prompt_wav for ex in examples}
+    assert len(calls) == len(wavs)  # one mel per wav, over three epochs of targets and prompts
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in CONF.glob("*.yaml")))

@@ -202,8 +202,8 @@ def train(
         log.info("%d training and %d validation utterances (%d left out); %d process(es), global batch %d",
                  len(train_examples), len(valid_examples), len(bad) + len(bad_valid), dist.world_size,
                  cfg.data.batch_size)
-    train_set = FlowDataset(train_examples, cfg.model, cfg.data.max_frames, tcfg.seed)
-    valid_set = FlowDataset(valid_examples, cfg.model)
+    train_set = FlowDataset(train_examples, cfg.model, cfg.data.max_frames, tcfg.seed, cfg.data.cache_mels)
+    valid_set = FlowDataset(valid_examples, cfg.model, cache_mels=cfg.data.cache_mels)
     lengths = train_set.lengths()
     # Loaders get their own generator: drawing their seed from the global RNG would make a
     # resumed run differ from an uninterrupted one.
