@@ -13,7 +13,13 @@ import pytest
 import torch
 
 from svslm.flow.config import FlowConfig, OptimConfig
-from svslm.flow.data import FlowDataset, epoch_batches, load_flow_examples, resample_frames, tile_to
+from svslm.flow.data import (
+    FlowDataset,
+    epoch_batches,
+    load_flow_examples,
+    resample_frames,
+    tile_to,
+)
 from svslm.flow.estimator import DiTConfig
 from svslm.flow.inference import load_flow
 from svslm.flow.model import FlowModel
