@@ -22,7 +22,7 @@ stage=1                 # first stage to run
 stop_stage=6            # last stage to run
 corpus=mini             # mini | ace_opencpop | opencpop
 db_root=                # corpus on disk; default from db.sh
-nj=2                    # parallel jobs for data, tokenization, inference and scoring; on CPU also the vocoder's data-parallel processes
+nj=2                    # parallel jobs for data, tokenization, inference, scoring and the report's figures; on CPU also the vocoder's data-parallel processes
 gpus=0                  # GPUs per node for stages 3-5 (0 = CPU: independent steps side by side); stages 4-5 run under torchrun
 skip_bad=false          # stage 1: skip (and list) bad utterances instead of failing
 fs=16000                # sample rate of the prepared audio (the codec's)
@@ -373,7 +373,7 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     run_step stage6_score python -m svslm.bin.score_eval \
         --config "${score_config}" --data_dir ${data} --split test --eval_dir ${eval_exp} \
         --asr_dir ${asr_dir} --nj ${nj} ${score_args}
-    run_step stage6_report python -m svslm.bin.report --eval_dir ${eval_exp} ${report_args}
+    run_step stage6_report python -m svslm.bin.report --eval_dir ${eval_exp} --nj ${nj} ${report_args}
     log "Results: ${eval_exp}/RESULTS.md; report: ${eval_exp}/report/index.html"
     cat ${eval_exp}/RESULTS.md >&2
 fi

@@ -192,3 +192,17 @@ def test_metrics_beyond_the_paper_get_their_own_table(reported):
 def test_report_without_manifest_fails_clearly(tmp_path, capsys):
     assert report_bin.main(["--eval_dir", str(tmp_path)]) == 1
     assert "manifest.json not found: run `python -m svslm.bin.infer`" in capsys.readouterr().err
+
+
+def test_figures_drawn_by_two_processes_equal_one_and_a_bad_wav_costs_only_its_figure(tmp_path, capsys):
+    one = write_eval_dir(tmp_path / "one")
+    two = write_eval_dir(tmp_path / "two")
+    (two / "wav" / "lm_cd" / f"{UTTS[1]}.wav").write_bytes(b"not a wav")
+    assert report_bin.main(["--eval_dir", str(one)]) == 0
+    assert report_bin.main(["--eval_dir", str(two), "--nj", "2"]) == 0
+    drawn = {p.name: p.read_bytes() for p in (two / "report" / "img").glob("*.png")}
+    serial = {p.name: p.read_bytes() for p in (one / "report" / "img").glob("*.png")}
+    assert len(serial) == len(UTTS) and set(drawn) == set(serial) - {f for f in serial if "002" in f}
+    assert all(drawn[name] == serial[name] for name in drawn)  # the same pixels from a worker process
+    assert f"{UTTS[1]}: no figure (AudioError" in capsys.readouterr().err
+    assert UTTS[1] in (two / "report" / "index.html").read_text()  # its section (players, scores) stays

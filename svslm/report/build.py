@@ -20,10 +20,10 @@ class ReportOptions:
     html: bool = True  # false: write RESULTS.md only
 
 
-def write_results(eval_dir: str | Path, opts: ReportOptions, data_dir: str | Path | None = None) -> int:
+def write_results(eval_dir: str | Path, opts: ReportOptions, data_dir: str | Path | None = None, nj: int = 1) -> int:
     """Write <eval_dir>/RESULTS.md (and report/index.html unless `opts.html` is false) from its
     manifest.json and scores/; 0, or 1 (logged) when they cannot be read. `data_dir`: stage 1's
-    output directory (default: the one the manifest records)."""
+    output directory (default: the one the manifest records); `nj`: processes drawing the figures."""
     eval_dir = Path(eval_dir)
     try:
         manifest = load_manifest(eval_dir)
@@ -39,6 +39,6 @@ def write_results(eval_dir: str | Path, opts: ReportOptions, data_dir: str | Pat
         # The manifest records the rendered split's directory; data_dir is the root above it.
         split_dir = Path(manifest["paths"]["data_dir"])
         split_data = Path(data_dir) / manifest.get("split", split_dir.name) if data_dir else split_dir
-        page = write_report(eval_dir, manifest, scores, score_notes(split_data), max_utts=opts.max_utts)
+        page = write_report(eval_dir, manifest, scores, score_notes(split_data), max_utts=opts.max_utts, nj=nj)
         log.info("wrote %s", page)
     return 0

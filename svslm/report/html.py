@@ -6,11 +6,13 @@ utterance's metric values. Every link is relative, so the evaluation directory c
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
 import re
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +30,7 @@ from svslm.report.scores import (
 )
 from svslm.utils.audio import load_wav
 from svslm.utils.fileio import atomic_write_text
+from svslm.utils.workers import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +85,45 @@ def _metric_header(scores: dict[str, SystemScores]) -> str:
     return "".join(cells)
 
 
+@dataclass
+class _Figure:
+    png: Path
+    utt: str
+    systems: list[tuple[str, Path]]  # (label, wav), the reference first
+    notes: list[dict]
+
+
+def _draw(fig: _Figure) -> str | None:
+    """Draw one figure; None, or why it could not be drawn."""
+    try:
+        plot_utterance(fig.png, fig.utt, [(label, load_wav(w)) for label, w in fig.systems], fig.notes)
+    except Exception as err:  # noqa: BLE001 - a figure that cannot be drawn must not cost the page
+        return f"{fig.utt}: no figure ({type(err).__name__}: {err})"
+    return None
+
+
+def draw_figures(figures: list[_Figure], nj: int = 1) -> None:
+    """Draw `figures` in `nj` processes (each figure is independent; matplotlib is single-threaded)."""
+    with contextlib.ExitStack() as stack:
+        if nj > 1 and len(figures) > 1:
+            results = stack.enter_context(process_pool(min(nj, len(figures)))).imap_unordered(_draw, figures)
+        else:
+            results = map(_draw, figures)
+        for problem in tqdm(results, total=len(figures), desc="report figures", unit="utt"):
+            if problem:
+                log.warning("%s", problem)
+
+
 def write_report(
     eval_dir: Path,
     manifest: dict[str, Any],
     scores: dict[str, SystemScores],
     notes_by_utt: dict[str, list[dict]],
     max_utts: int = 0,
+    nj: int = 1,
 ) -> Path:
-    """Write report/index.html and report/img/*.png; returns the page's path. A figure newer than
-    every wav it shows is kept, so a re-run redraws only what changed."""
+    """Write report/index.html and report/img/*.png (drawn by `nj` processes); returns the page's
+    path. A figure newer than every wav it shows is kept, so a re-run redraws only what changed."""
     report_dir = eval_dir / "report"
     systems = [("Ground truth", REFERENCE_SLUG)] + [
         (rec["name"], rec["slug"]) for rec in manifest.get("conditions", []) if rec.get("status") in ("done", "incomplete")
@@ -114,16 +147,18 @@ def write_report(
     parts.append("</table>")
     parts.append("<nav>" + "".join(f"<a href='#{href(u)}'>{html.escape(u)}</a>" for u in shown) + "</nav>")
 
-    for utt in tqdm(shown, desc="report", unit="utt"):
-        present = [(label, slug) for label, slug in systems if (eval_dir / "wav" / slug / f"{utt}.wav").is_file()]
+    present_by_utt = {utt: [(label, slug) for label, slug in systems if (eval_dir / "wav" / slug / f"{utt}.wav").is_file()]
+                      for utt in shown}
+    figures = []
+    for utt, present in present_by_utt.items():
         figure = report_dir / "img" / figure_name(utt)
         wavs = [eval_dir / "wav" / slug / f"{utt}.wav" for _, slug in present]
         if present and (not figure.is_file() or any(w.stat().st_mtime > figure.stat().st_mtime for w in wavs)):
-            try:
-                plot_utterance(figure, utt, [(label, load_wav(w)) for (label, _), w in zip(present, wavs)],
-                               notes_by_utt.get(utt, []))
-            except Exception as err:  # noqa: BLE001 - a figure that cannot be drawn must not cost the page
-                log.warning("%s: no figure (%s: %s)", utt, type(err).__name__, err)
+            figures.append(_Figure(figure, utt, [(label, w) for (label, _), w in zip(present, wavs)], notes_by_utt.get(utt, [])))
+    draw_figures(figures, nj)
+
+    for utt, present in present_by_utt.items():
+        figure = report_dir / "img" / figure_name(utt)
         parts.append(f"<section id='{html.escape(utt)}'><h3>{html.escape(utt)}</h3>")
         if figure.is_file():
             parts.append(f"<img src='{href('img/' + figure.name)}' alt='mel spectrograms and F0 of {html.escape(utt)}'>")
