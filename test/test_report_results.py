@@ -206,3 +206,18 @@ def test_figures_drawn_by_two_processes_equal_one_and_a_bad_wav_costs_only_its_f
     assert all(drawn[name] == serial[name] for name in drawn)  # the same pixels from a worker process
     assert f"{UTTS[1]}: no figure (AudioError" in capsys.readouterr().err
     assert UTTS[1] in (two / "report" / "index.html").read_text()  # its section (players, scores) stays
+
+
+def test_the_f0_panel_shows_the_notes_range_whatever_a_system_sings():
+    import matplotlib.pyplot as plt
+
+    from svslm.report.plots import utterance_figure
+
+    t = np.arange(16000) / 16000
+    notes = [{"start": 0.1, "end": 0.5, "midi": 64}, {"start": 0.5, "end": 0.9, "midi": 67}]
+    sung = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)  # E4 = MIDI 64
+    octave_down = (0.3 * np.sin(2 * np.pi * 82.5 * t)).astype(np.float32)  # MIDI 40: two octaves below
+    fig = utterance_figure("u", [("Ground truth", sung), ("LM + CD", octave_down)], notes)
+    low, high = fig.axes[-1].get_ylim()
+    plt.close(fig)
+    assert 58 <= low <= 64 and 67 <= high <= 73  # the notes fill the panel; MIDI 40 falls off it

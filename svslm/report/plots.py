@@ -33,8 +33,18 @@ def plot_utterance(
     notes: list[dict],
     mel: MelConfig | None = None,
 ) -> None:
-    """Write `png`: one mel panel per (label, 16 kHz wav) of `systems` (the first is the reference),
-    then one F0 panel with the score's notes (score.json `notes`: start, end, midi; rests 0)."""
+    """Write `png`: the `utterance_figure` of the arguments."""
+    fig = utterance_figure(title, systems, notes, mel)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=72)
+    plt.close(fig)
+
+
+def utterance_figure(title: str, systems: list[tuple[str, np.ndarray]], notes: list[dict],
+                     mel: MelConfig | None = None) -> plt.Figure:
+    """One mel panel per (label, 16 kHz wav) of `systems` (the first is the reference), then one F0
+    panel over the score's notes (score.json `notes`: start, end, midi; rests 0), its pitch range
+    set by the notes and the reference."""
     mel = mel or MelConfig()
     n = len(systems)
     height = 1.1 * n + 2.6  # inches
@@ -59,8 +69,8 @@ def plot_utterance(
     pitches = [float(note["midi"]) for note in notes if note.get("midi", 0) > 0]
     for i, (label, wav) in enumerate(systems):
         times, midi = f0_midi(wav, mel.sample_rate)
-        if np.isfinite(midi).any():
-            pitches += list(np.nanpercentile(midi, [2, 98]))  # robust to octave errors at the edges
+        if i == 0 and np.isfinite(midi).any():  # the range shown: the notes and the reference's F0, so
+            pitches += list(np.nanpercentile(midi, [2, 98]))  # one system's octave jumps cannot flatten the notes
         f0_ax.plot(times, midi, color="black" if i == 0 else colors(i - 1), linewidth=1.6 if i == 0 else 0.9,
                    label=label, zorder=3 if i == 0 else 2)
     if pitches:
@@ -72,6 +82,4 @@ def plot_utterance(
     f0_ax.legend(fontsize=7, ncol=min(4, n), loc="upper center", bbox_to_anchor=(0.5, -0.3),  # below: never over the data
                  title="grey bars: score notes", title_fontsize=7)
     fig.suptitle(title, fontsize=10)
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=72)
-    plt.close(fig)
+    return fig
