@@ -152,10 +152,19 @@ def tile_to(x: np.ndarray, n_frames: int) -> np.ndarray:
     return np.tile(x, (1, reps))[:, :n_frames]
 
 
+def wav_mel(path: str, mel: MelConfig) -> np.ndarray:
+    """The mel [n_mels, T] of the wav `path`, resampled to the mel's rate."""
+    return mel_spectrogram(load_wav(path, mel.sample_rate), mel).numpy()
+
+
+def prompt_mel(mel: np.ndarray, n_frames: int) -> torch.Tensor:
+    """The speaker prompt of the flow: a mel [n_mels, T] tiled or cropped to [n_mels, n_frames]."""
+    return torch.from_numpy(tile_to(mel, n_frames))
+
+
 def prompt_mel_from_wav(path: str, mel: MelConfig, n_frames: int) -> torch.Tensor:
-    """The speaker prompt of the flow: the mel [n_mels, n_frames] of `path`, tiled or cropped."""
-    m = mel_spectrogram(load_wav(path, mel.sample_rate), mel).numpy()
-    return torch.from_numpy(tile_to(m, n_frames))
+    """The speaker prompt of the flow from the wav `path` (see `prompt_mel`)."""
+    return prompt_mel(wav_mel(path, mel), n_frames)
 
 
 def _tokens(address: str) -> np.ndarray:
@@ -186,7 +195,7 @@ class FlowDataset(Dataset):
         """The mel [n_mels, T] of the wav `path` (never modified by the caller: it may be cached)."""
         if self._mels is not None and path in self._mels:
             return self._mels[path]
-        mel = mel_spectrogram(load_wav(path, self.cfg.mel.sample_rate), self.cfg.mel).numpy()
+        mel = wav_mel(path, self.cfg.mel)
         if self._mels is not None:
             self._mels[path] = mel
         return mel
@@ -214,7 +223,7 @@ class FlowDataset(Dataset):
             if "target_mel" in item:
                 item["target_mel"] = item["target_mel"][:, start : start + self.max_frames]
         if ex.prompt_wav is not None:
-            item["prompt_mel"] = torch.from_numpy(tile_to(self._mel(ex.prompt_wav), self.cfg.prompt_frames))
+            item["prompt_mel"] = prompt_mel(self._mel(ex.prompt_wav), self.cfg.prompt_frames)
         return item
 
 
