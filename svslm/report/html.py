@@ -149,16 +149,16 @@ def write_report(
 
     present_by_utt = {utt: [(label, slug) for label, slug in systems if (eval_dir / "wav" / slug / f"{utt}.wav").is_file()]
                       for utt in shown}
+    figure_of = {utt: report_dir / "img" / figure_name(utt) for utt in shown}
     figures = []
     for utt, present in present_by_utt.items():
-        figure = report_dir / "img" / figure_name(utt)
-        wavs = [eval_dir / "wav" / slug / f"{utt}.wav" for _, slug in present]
-        if present and (not figure.is_file() or any(w.stat().st_mtime > figure.stat().st_mtime for w in wavs)):
-            figures.append(_Figure(figure, utt, [(label, w) for (label, _), w in zip(present, wavs)], notes_by_utt.get(utt, [])))
+        figure, wavs = figure_of[utt], [(label, eval_dir / "wav" / slug / f"{utt}.wav") for label, slug in present]
+        if present and (not figure.is_file() or any(w.stat().st_mtime > figure.stat().st_mtime for _, w in wavs)):
+            figures.append(_Figure(figure, utt, wavs, notes_by_utt.get(utt, [])))
     draw_figures(figures, nj)
 
     for utt, present in present_by_utt.items():
-        figure = report_dir / "img" / figure_name(utt)
+        figure = figure_of[utt]
         parts.append(f"<section id='{html.escape(utt)}'><h3>{html.escape(utt)}</h3>")
         if figure.is_file():
             parts.append(f"<img src='{href('img/' + figure.name)}' alt='mel spectrograms and F0 of {html.escape(utt)}'>")
